@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Builds the test control plane (kube-apiserver, etcd, kubectl) from source at
+# the versions pinned in hack/testenv/go.mod and prints the absolute folder
+# holding them, and nothing else, on stdout:
+#
+#   export KUBEBUILDER_ASSETS=$(hack/testenv.sh)
+#
+# Binaries are built rather than downloaded because the Go module proxy is the
+# only thing our machines and CI can reach. The first run takes ~5 minutes on
+# 2 cores; later runs find the folder and return in a second.
+#
+# Environment:
+#   HERALD_CACHE         cache root (default $HOME/.cache/herald)
+#   HERALD_TESTENV_JOBS  parallel build jobs (default 2)
+set -euo pipefail
+
+log() { printf 'testenv: %s\n' "$*" >&2; }
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+mod="$repo/hack/testenv"
+
+# The versions live in go.mod only, so bumping is pin.sh plus nothing else.
+modversion() { awk -v m="$1" '$1 == m && $2 ~ /^v/ { print $2; exit }' "$mod/go.mod"; }
+k8s=$(modversion k8s.io/kubernetes)
+etcd=$(modversion go.etcd.io/etcd/server/v3)
+if [[ ! $k8s =~ ^v1\.([0-9]+)\.[0-9]+$ || -z $etcd ]]; then
+	log "$mod/go.mod: cannot read the k8s.io/kubernetes and etcd versions"
+	exit 1
+fi
+k8s_minor=${BASH_REMATCH[1]}
+
+cache="${HERALD_CACHE:-${HOME:?HOME or HERALD_CACHE must be set}/.cache/herald}/testenv"
+mkdir -p "$cache"
+cache=$(cd "$cache" && pwd)
+dir="$cache/k8s-$k8s-etcd-$etcd"
+
+# healthy DIR: all three binaries are there, run, and are the pinned versions.
+healthy() {
+	local d=$1 out
+	out=$("$d/kube-apiserver" --version 2>&1) && [[ $out == "Kubernetes $k8s" ]] &&
+		out=$("$d/etcd" --version 2>&1) && [[ $out == *"etcd Version: ${etcd#v}"* ]] &&
+		out=$("$d/kubectl" version --client 2>&1) && [[ $out == *"Client Version: $k8s"* ]]
+} 2>/dev/null
+
+if healthy "$dir"; then
+	printf '%s\n' "$dir"
+	exit 0
+fi
+
+# Serialise concurrent runs (two test targets started at once): the second
+# waits and then finds the first one's result.
+if command -v flock >/dev/null; then
+	exec 9>"$cache/.lock"
+	flock 9
+	if healthy "$dir"; then
+		printf '%s\n' "$dir"
+		exit 0
+	fi
+fi
+
+# Build next to the final folder (same file system) and rename it into place,
+# so an interrupted build never leaves a folder that looks complete.
+tmp=$(mktemp -d "$cache/.build.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+log "building kube-apiserver and kubectl $k8s, etcd $etcd (takes several minutes)"
+start=$SECONDS
+
+# Stamp the version the way Kubernetes' own release build does: the API server
+# reports it, and kubectl and envtest compare it against the client's.
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+	ldflags+=" -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor"
+done
+
+# Tags as in Kubernetes' release build: notest and grpcnotrace drop test-only
+# and tracing code. GOFLAGS from the caller is ignored so that, say, -mod=vendor
+# meant for the main module does not leak in.
+(
+	unset GOOS GOARCH
+	export CGO_ENABLED=0 GOWORK=off GOFLAGS=
+	go -C "$mod" build \
+		-p "${HERALD_TESTENV_JOBS:-2}" \
+		-trimpath -buildvcs=false \
+		-tags=selinux,notest,grpcnotrace \
+		-ldflags="$ldflags" \
+		-o "$tmp/" \
+		k8s.io/kubernetes/cmd/kube-apiserver \
+		k8s.io/kubernetes/cmd/kubectl \
+		go.etcd.io/etcd/server/v3
+) >&2
+# go build names a /v3 package after the element before the version suffix.
+mv "$tmp/server" "$tmp/etcd"
+chmod 0755 "$tmp"
+
+if ! healthy "$tmp"; then
+	log "built binaries do not report the expected versions:"
+	for b in kube-apiserver etcd; do "$tmp/$b" --version >&2 || true; done
+	"$tmp/kubectl" version --client >&2 || true
+	exit 1
+fi
+
+# A folder that failed the health check above is stale; replace it.
+if [[ -e $dir ]]; then
+	mv "$dir" "$tmp.stale"
+	rm -rf "$tmp.stale"
+fi
+mv -T "$tmp" "$dir"
+log "built in $((SECONDS - start))s: $dir"
+printf '%s\n' "$dir"

@@ -1,0 +1,120 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/api/v1beta2"
+)
+
+const testNS = "metallb-system"
+
+func meta(name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: testNS}
+}
+
+func pool(name string, addrs ...string) v1beta1.IPAddressPool {
+	return v1beta1.IPAddressPool{ObjectMeta: meta(name), Spec: v1beta1.IPAddressPoolSpec{Addresses: addrs}}
+}
+
+func l2(name string, spec v1beta1.L2AdvertisementSpec) v1beta1.L2Advertisement {
+	return v1beta1.L2Advertisement{ObjectMeta: meta(name), Spec: spec}
+}
+
+func bgpAdv(name string, spec v1beta1.BGPAdvertisementSpec) v1beta1.BGPAdvertisement {
+	return v1beta1.BGPAdvertisement{ObjectMeta: meta(name), Spec: spec}
+}
+
+func peer(name string, spec v1beta2.BGPPeerSpec) v1beta2.BGPPeer {
+	return v1beta2.BGPPeer{ObjectMeta: meta(name), Spec: spec}
+}
+
+// ebgp is a valid eBGP peer spec to start from.
+func ebgp(addr string) v1beta2.BGPPeerSpec {
+	return v1beta2.BGPPeerSpec{MyASN: 64500, ASN: 64501, Address: addr}
+}
+
+func bfd(name string, spec v1beta1.BFDProfileSpec) v1beta1.BFDProfile {
+	return v1beta1.BFDProfile{ObjectMeta: meta(name), Spec: spec}
+}
+
+func community(name string, kv ...string) v1beta1.Community {
+	c := v1beta1.Community{ObjectMeta: meta(name)}
+	for i := 0; i+1 < len(kv); i += 2 {
+		c.Spec.Communities = append(c.Spec.Communities, v1beta1.CommunityAlias{Name: kv[i], Value: kv[i+1]})
+	}
+	return c
+}
+
+func namespace(name string, labels map[string]string) corev1.Namespace {
+	return corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+}
+
+func node(name string, labels map[string]string) corev1.Node {
+	return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+}
+
+func secret(name string, typ corev1.SecretType, data map[string]string) corev1.Secret {
+	s := corev1.Secret{ObjectMeta: meta(name), Type: typ, Data: map[string][]byte{}}
+	for k, v := range data {
+		s.Data[k] = []byte(v)
+	}
+	return s
+}
+
+func sel(kv ...string) metav1.LabelSelector {
+	s := metav1.LabelSelector{MatchLabels: map[string]string{}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		s.MatchLabels[kv[i]] = kv[i+1]
+	}
+	return s
+}
+
+func i32(v int32) *int32    { return &v }
+func u32(v uint32) *uint32  { return &v }
+func boolp(v bool) *bool    { return &v }
+func dur(s string) *metav1.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		panic(err)
+	}
+	return &metav1.Duration{Duration: d}
+}
+
+// mustBuild builds r and fails the test on any problem.
+func mustBuild(t *testing.T, r Resources) *Config {
+	t.Helper()
+	if r.Namespace == "" {
+		r.Namespace = testNS
+	}
+	cfg, err := Build(r)
+	if err != nil {
+		t.Fatalf("Build: unexpected problems:\n%v", err)
+	}
+	return cfg
+}
+
+// hasProblem reports whether ps holds a problem about kind/name at field
+// whose message contains every fragment.
+func hasProblem(ps Problems, kind, name, field string, fragments ...string) bool {
+	for _, p := range ps {
+		if p.Kind != kind || p.Name != name || p.Field != field {
+			continue
+		}
+		ok := true
+		for _, f := range fragments {
+			if !strings.Contains(p.Message, f) {
+				ok = false
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
