@@ -24,6 +24,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"controller": controllerCommand(),
+		"validate":   validateCommand(),
 		"version": {
 			summary: "print the version and git commit",
 			run: func(_ context.Context, _ []string, stdout, _ io.Writer) error {

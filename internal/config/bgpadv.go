@@ -151,7 +151,7 @@ func (b *builder) checkAggregation(r ref, p *field.Path, pool *Pool, v6 bool, le
 	}
 	if shortest >= 0 && length < shortest {
 		b.fail(r, p, fmt.Sprintf(
-			"%s %d is shorter than /%d, the widest prefix of pool %q (entry %q); use at least %d, or split the pool",
+			"%s %d is shorter than /%d, the widest prefix of pool %q (entry %q), so the route would cover addresses outside the pool; use at least %d",
 			lastElem(p), length, shortest, pool.Name, from, shortest))
 	}
 }
@@ -187,8 +187,8 @@ func (b *builder) communities(r ref, in []string, cs communitySet) []Community {
 			v, ok := cs.byName[c]
 			if !ok {
 				b.wait(r, p, fmt.Sprintf(
-					"%q is not a community value, so it is read as an alias, and no Community object defines it (yet); "+
-						"the advertisement is applied once it is defined, or %s", c, communityExamples))
+					"no Community object defines the alias %q (yet); the advertisement is applied once one does. "+
+						"If it was meant as a value, %s", c, communityExamples))
 				continue
 			}
 			out = append(out, v)

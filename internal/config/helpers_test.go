@@ -75,9 +75,9 @@ func sel(kv ...string) metav1.LabelSelector {
 	return s
 }
 
-func i32(v int32) *int32    { return &v }
-func u32(v uint32) *uint32  { return &v }
-func boolp(v bool) *bool    { return &v }
+func i32(v int32) *int32   { return &v }
+func u32(v uint32) *uint32 { return &v }
+func boolp(v bool) *bool   { return &v }
 func dur(s string) *metav1.Duration {
 	d, err := time.ParseDuration(s)
 	if err != nil {

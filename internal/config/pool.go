@@ -57,8 +57,9 @@ func (a *ServiceAllocation) RestrictsNamespaces() bool {
 
 // Admits reports whether a Service in namespace, with the given namespace
 // and Service labels, may take addresses from the pool, and if not, why not.
-// nsLabels nil means the namespace's labels are not known to the caller;
-// the namespaces resolved when the configuration was built are used then.
+// nsLabels are the namespace's current labels; pass a non-nil map (empty
+// for a namespace without labels). nil means the caller does not know them,
+// and the namespaces resolved when the configuration was built are used.
 //
 // The rules: no serviceAllocation admits every Service; the namespace
 // restriction (namespaces ∪ namespaceSelectors) and serviceSelectors, when

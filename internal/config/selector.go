@@ -18,15 +18,15 @@ import (
 type selectorUse struct {
 	field string // "nodeSelectors"
 	what  string // "node"
-	empty string // "omitting nodeSelectors selects every node"
+	empty string // "Omitting nodeSelectors selects every node"
 }
 
 var (
-	useNodes      = selectorUse{"nodeSelectors", "node", "omitting nodeSelectors selects every node"}
-	useServices   = selectorUse{"serviceSelectors", "Service", "omitting serviceSelectors selects every Service"}
-	useNamespaces = selectorUse{"namespaceSelectors", "namespace", "omitting namespaces and namespaceSelectors allows every namespace"}
-	usePools      = selectorUse{"ipAddressPoolSelectors", "IPAddressPool", "omitting both ipAddressPools and ipAddressPoolSelectors selects every pool"}
-	usePreferred  = selectorUse{"preferredNodeSelectors", "node", "a preference with an empty selector matches every node"}
+	useNodes      = selectorUse{"nodeSelectors", "node", "Omitting nodeSelectors selects every node"}
+	useServices   = selectorUse{"serviceSelectors", "Service", "Omitting serviceSelectors selects every Service"}
+	useNamespaces = selectorUse{"namespaceSelectors", "namespace", "Omitting namespaces and namespaceSelectors allows every namespace"}
+	usePools      = selectorUse{"ipAddressPoolSelectors", "IPAddressPool", "Omitting both ipAddressPools and ipAddressPoolSelectors selects every pool"}
+	usePreferred  = selectorUse{"preferredNodeSelectors", "node", "A preference with an empty selector matches every node"}
 )
 
 // selectors validates a list of label selectors at path and converts them.
@@ -114,9 +114,8 @@ func labelValueProblem(key, v string, use selectorUse) string {
 	}
 	if strings.Contains(v, "*") {
 		return fmt.Sprintf("label value %q is not valid: label selectors have no wildcard, a value matches only itself. "+
-			"To select every %s, omit the selector (%s); to select every %s that has the label %s whatever its value, "+
-			"use matchExpressions: [{key: %s, operator: Exists}]",
-			v, use.what, use.empty, use.what, key, key)
+			"%s; to select every %s that has the label %s with any value, use matchExpressions: [{key: %s, operator: Exists}]",
+			v, use.empty, use.what, key, key)
 	}
 	return fmt.Sprintf("label value %q is not valid: %s", v, strings.Join(msgs, "; "))
 }

@@ -485,11 +485,11 @@ func TestSharingPacking(t *testing.T) {
 		want string
 	}{
 		{k("ns/a", 80), "198.18.0.0"},
-		{k("ns/b", 443), "198.18.0.0"},       // joins
-		{k("ns/c", 80), "198.18.0.1"},        // port 80 taken on .0
-		{svc4("ns/plain"), "198.18.0.2"},     // no key: lowest free
-		{k("ns/d", 8080), "198.18.0.0"},      // lowest shared address with the port free
-		{k("ns/e", 443), "198.18.0.1"},       // .0 has 443, .1 does not
+		{k("ns/b", 443), "198.18.0.0"},   // joins
+		{k("ns/c", 80), "198.18.0.1"},    // port 80 taken on .0
+		{svc4("ns/plain"), "198.18.0.2"}, // no key: lowest free
+		{k("ns/d", 8080), "198.18.0.0"},  // lowest shared address with the port free
+		{k("ns/e", 443), "198.18.0.1"},   // .0 has 443, .1 does not
 		{Service{Key: "ns/f", SharingKey: "k", BackendKey: "app=x", Ports: []Port{{"TCP", 9}}}, "198.18.0.3"}, // other backend
 	}
 	for _, s := range steps {
@@ -511,7 +511,7 @@ func TestSharingPacking(t *testing.T) {
 }
 
 func TestIdempotentAndStable(t *testing.T) {
-	a := newAllocator(t, mkPool(t, "p", true, "198.18.0.0/24"), mkPool(t, "q", true, "198.18.1.0/24"))
+	a := newAllocator(t, mkPool(t, "p", true, "198.18.0.0/24"), mkPool(t, "q", false, "198.18.1.0/24"))
 	all := unpinned("p", "q")
 	got, err := a.Allocate(svc4("ns/a"), all)
 	wantAlloc(t, got, err, "p", "198.18.0.0")

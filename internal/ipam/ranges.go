@@ -155,8 +155,9 @@ func (r Range) Size() *big.Int {
 	return n.Add(n, big.NewInt(1))
 }
 
-// Entry returns the text the range was parsed from, or its canonical form if
-// it was built directly.
+// Entry returns the text the range was parsed from, exactly as written (so
+// callers can find it in the source list), or its canonical form if the
+// range was built directly.
 func (r Range) Entry() string {
 	if r.entry != "" {
 		return r.entry

@@ -16,8 +16,10 @@
 // certificate exists:
 //
 //	rot, err := webhookcert.New(clientset, webhookcert.Options{Namespace: ns, CertDir: dir})
-//	mgr.Add(rot)
-//	mgr.Add(rot.Gate(webhookServer)) // not mgr.GetWebhookServer(), which starts first
+//	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+//		WebhookServer: rot.Gate(webhook.NewServer(webhook.Options{CertDir: dir})),
+//	})
+//	err = mgr.Add(rot)
 package webhookcert
 
 import (
@@ -41,7 +43,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 )
 
 // Defaults for Options fields left empty.
@@ -145,8 +147,11 @@ func setDefault[T comparable](field *T, def T) {
 }
 
 // DNSNames are the names the serving certificate must carry: those the API
-// server uses to reach the webhook Service.
+// server uses to reach the webhook Service. Empty ServiceName and
+// ClusterDomain mean their defaults here too.
 func (o Options) DNSNames() []string {
+	setDefault(&o.ServiceName, DefaultServiceName)
+	setDefault(&o.ClusterDomain, DefaultClusterDomain)
 	base := o.ServiceName + "." + o.Namespace + ".svc"
 	return []string{base, base + "." + o.ClusterDomain}
 }
@@ -424,25 +429,26 @@ func (r *Rotator) writeFiles(logger logr.Logger, data map[string][]byte) error {
 	return nil
 }
 
-// Gate returns a runnable that starts next once r is Ready, for a webhook
-// server that would fail to start without its certificate files. Like the
-// Rotator, it runs on every replica.
-func (r *Rotator) Gate(next manager.Runnable) manager.Runnable {
-	return gated{rotator: r, next: next}
+// Gate wraps a webhook server so that it starts only once r is Ready:
+// controller-runtime's server fails to start without its certificate
+// files. Pass the result as the manager's Options.WebhookServer; the
+// manager starts webhook servers before other runnables, and the wrapper
+// waits there, without holding anything else up, until the Rotator (an
+// ordinary runnable) has written the files.
+func (r *Rotator) Gate(srv webhook.Server) webhook.Server {
+	return gatedServer{Server: srv, rotator: r}
 }
 
-type gated struct {
+type gatedServer struct {
+	webhook.Server
 	rotator *Rotator
-	next    manager.Runnable
 }
 
-func (g gated) Start(ctx context.Context) error {
+func (g gatedServer) Start(ctx context.Context) error {
 	select {
 	case <-g.rotator.Ready():
-		return g.next.Start(ctx)
+		return g.Server.Start(ctx)
 	case <-ctx.Done():
 		return nil
 	}
 }
-
-func (g gated) NeedLeaderElection() bool { return false }

@@ -9,10 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,8 +20,12 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/herald-lb/herald/internal/testcluster"
@@ -36,21 +40,22 @@ func TestRotatorAgainstAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	t.Run("lifecycle", func(t *testing.T) { testLifecycle(t, client) })
+	t.Run("lifecycle", func(t *testing.T) { testLifecycle(t, cluster.Config, client) })
 	t.Run("renews before expiry", func(t *testing.T) { testPeriodicRenewal(t, client) })
 	t.Run("replicas share one CA", func(t *testing.T) { testReplicas(t, client) })
 	t.Run("waits for the webhook configuration", func(t *testing.T) { testLateWebhookConfig(t, client) })
 }
 
-// testLifecycle follows one replica through first issue, a tampered
-// caBundle, a deleted Secret, an expired Secret and an expiring CA, with a
-// real webhook server loading the files.
-func testLifecycle(t *testing.T, client kubernetes.Interface) {
+// testLifecycle follows one replica, wired into a manager as the package
+// documentation says, through first issue, a tampered caBundle, a deleted
+// Secret, an expired Secret and an expiring CA, with the manager's webhook
+// server loading the files.
+func testLifecycle(t *testing.T, cfg *rest.Config, client kubernetes.Interface) {
 	ctx := t.Context()
 	opts := Options{Namespace: newNamespace(t, client, "lifecycle"), CertDir: t.TempDir()}
 	opts.WebhookConfigName = newWebhookConfig(t, client, opts.Namespace)
 	opts.Logger = testr.New(t)
-	rot := run(t, client, opts)
+	rot, addr := runManager(t, cfg, client, opts)
 	waitReady(t, rot)
 
 	// Ready means done, not nearly done: no waiting here.
@@ -69,9 +74,7 @@ func testLifecycle(t *testing.T, client kubernetes.Interface) {
 		t.Errorf("key file: %v, %v; want mode 0600", info, err)
 	}
 
-	// A controller-runtime webhook server, gated on the rotator, serves the
-	// files; the API server would reach it by the Service's name.
-	addr := serveWebhook(t, rot, opts.CertDir)
+	// The API server would reach the webhook by the Service's name.
 	serverName := opts.DNSNames()[0]
 	waitFor(t, 30*time.Second, "webhook server serves the issued certificate", func() error {
 		return servesCert(ctx, addr, first, serverName)
@@ -79,7 +82,7 @@ func testLifecycle(t *testing.T, client kubernetes.Interface) {
 
 	t.Run("tampered caBundle restored", func(t *testing.T) {
 		patch := []byte(`[{"op":"add","path":"/webhooks/1/clientConfig/caBundle","value":"` + otherCABase64(t) + `"}]`)
-		if _, err := client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Patch(ctx, opts.WebhookConfigName, "application/json-patch+json", patch, metav1.PatchOptions{}); err != nil {
+		if _, err := client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Patch(ctx, opts.WebhookConfigName, types.JSONPatchType, patch, metav1.PatchOptions{}); err != nil {
 			t.Fatalf("tamper: %v", err)
 		}
 		waitConverged(t, client, opts, func(data map[string][]byte) error {
@@ -198,17 +201,11 @@ func testReplicas(t *testing.T, client kubernetes.Interface) {
 		o := Options{Namespace: ns, WebhookConfigName: config, CertDir: t.TempDir(), Logger: testr.New(t).WithValues("replica", i)}
 		replicas = append(replicas, o)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
+	// run returns as soon as its Start goroutine is launched, so the three
+	// race to create the Secret.
 	for _, o := range replicas {
-		wg.Go(func() {
-			r := run(t, client, o)
-			mu.Lock()
-			rotators = append(rotators, r)
-			mu.Unlock()
-		})
+		rotators = append(rotators, run(t, client, o))
 	}
-	wg.Wait()
 	for _, r := range rotators {
 		waitReady(t, r)
 	}
@@ -249,19 +246,19 @@ func testLateWebhookConfig(t *testing.T, client kubernetes.Interface) {
 	ns := newNamespace(t, client, "late")
 	opts := Options{Namespace: ns, WebhookConfigName: "herald-late-" + ns, CertDir: t.TempDir(), Logger: testr.New(t)}
 	rot := run(t, client, opts)
-	// Let several retries fail, so that the backoff has grown past the
-	// time the configuration then takes to be noticed.
+	// Let retries fail until the backoff is long: syncs at about 0, 0.5,
+	// 1.5, 3.5 and 7.5s, the next one 8s later. Only the watch can then
+	// notice the configuration within the 3s allowed below.
 	select {
 	case <-rot.Ready():
 		t.Fatal("ready without a webhook configuration")
-	case <-time.After(5 * time.Second):
+	case <-time.After(8 * time.Second):
 	}
 	created := time.Now()
 	if got := newWebhookConfigNamed(t, client, ns, opts.WebhookConfigName); got != opts.WebhookConfigName {
 		t.Fatalf("webhook configuration named %q", got)
 	}
 	waitReady(t, rot)
-	// Backoff has reached 4s at least; the watch should beat it.
 	if d := time.Since(created); d > 3*time.Second {
 		t.Errorf("ready %s after the webhook configuration appeared; the watch should notice at once", d)
 	}
@@ -476,27 +473,50 @@ func setSecretData(t *testing.T, client kubernetes.Interface, o Options, data ma
 	}
 }
 
-// serveWebhook starts a controller-runtime webhook server on a loopback
-// port behind the rotator's Gate, and returns its address.
-func serveWebhook(t *testing.T, rot *Rotator, certDir string) string {
+// runManager runs a manager whose webhook server is gated on a Rotator
+// added to it, and returns the Rotator and the server's loopback address.
+func runManager(t *testing.T, cfg *rest.Config, client kubernetes.Interface, o Options) (*Rotator, string) {
 	t.Helper()
+	rot, err := New(client, o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	srv := webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir})
+	mgr, err := manager.New(cfg, manager.Options{
+		Logger:                 testr.New(t).WithName("manager"),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		WebhookServer:          rot.Gate(webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: o.CertDir})),
+	})
+	if err != nil {
+		t.Fatalf("manager: %v", err)
+	}
+	if err := mgr.Add(rot); err != nil {
+		t.Fatalf("add rotator: %v", err)
+	}
+	// As the controller-runtime webhook builder does; this adds the server
+	// to the manager.
+	mgr.GetWebhookServer().Register("/validate-test", http.NotFoundHandler())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- rot.Gate(srv).Start(ctx) }()
+	go func() { done <- mgr.Start(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("webhook server: %v", err)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("manager: %v", err)
+			}
+		case <-time.After(90 * time.Second):
+			t.Error("manager did not stop")
 		}
 	})
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	return rot, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 // servesCert does a TLS handshake trusting only the bundle in data, and

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 )
 
 func TestOptionsWithDefaults(t *testing.T) {
@@ -33,6 +35,9 @@ func TestOptionsWithDefaults(t *testing.T) {
 				want := []string{"herald-webhook-service.herald-system.svc", "herald-webhook-service.herald-system.svc.cluster.local"}
 				if got := o.DNSNames(); !slices.Equal(got, want) {
 					t.Errorf("DNSNames = %v, want %v", got, want)
+				}
+				if got := (Options{Namespace: "herald-system"}).DNSNames(); !slices.Equal(got, want) {
+					t.Errorf("DNSNames before defaulting = %v, want %v", got, want)
 				}
 			},
 		},
@@ -117,10 +122,14 @@ func TestWriteFileAtomic(t *testing.T) {
 	}
 }
 
-type startRecorder chan struct{}
+// startRecorder is a webhook server that records being started.
+type startRecorder struct {
+	webhook.Server
+	started chan struct{}
+}
 
 func (s startRecorder) Start(ctx context.Context) error {
-	close(s)
+	close(s.started)
 	<-ctx.Done()
 	return nil
 }
@@ -133,25 +142,25 @@ func TestGate(t *testing.T) {
 	if r.NeedLeaderElection() {
 		t.Error("Rotator needs leader election; every replica must run it")
 	}
-	next := make(startRecorder)
+	next := startRecorder{Server: webhook.NewServer(webhook.Options{}), started: make(chan struct{})}
 	gate := r.Gate(next)
-	if gate.(interface{ NeedLeaderElection() bool }).NeedLeaderElection() {
-		t.Error("gated runnable needs leader election")
+	if gate.NeedLeaderElection() {
+		t.Error("gated server needs leader election")
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
 	go func() { done <- gate.Start(ctx) }()
 
 	select {
-	case <-next:
-		t.Fatal("gated runnable started before the rotator was ready")
+	case <-next.started:
+		t.Fatal("gated server started before the rotator was ready")
 	case <-time.After(100 * time.Millisecond):
 	}
 	r.readyOnce.Do(func() { close(r.ready) })
 	select {
-	case <-next:
+	case <-next.started:
 	case <-time.After(5 * time.Second):
-		t.Fatal("gated runnable not started once ready")
+		t.Fatal("gated server not started once ready")
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -159,16 +168,19 @@ func TestGate(t *testing.T) {
 	}
 
 	// Stopping before the rotator is ready returns without starting.
-	r2, _ := New(nil, Options{Namespace: "ns"})
-	never := make(startRecorder)
+	r2, err := New(nil, Options{Namespace: "ns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	never := startRecorder{Server: webhook.NewServer(webhook.Options{}), started: make(chan struct{})}
 	ctx2, cancel2 := context.WithCancel(t.Context())
 	cancel2()
 	if err := r2.Gate(never).Start(ctx2); err != nil {
 		t.Errorf("gate returned %v", err)
 	}
 	select {
-	case <-never:
-		t.Error("gated runnable started though the rotator never became ready")
+	case <-never.started:
+		t.Error("gated server started though the rotator never became ready")
 	default:
 	}
 }

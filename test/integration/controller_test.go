@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,6 +36,11 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newEnvFrom(t, c, scheme)
+}
+
+func newEnvFrom(t *testing.T, c *testcluster.Cluster, scheme *runtime.Scheme) *env {
+	t.Helper()
 	cl, err := client.New(c.Config, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
