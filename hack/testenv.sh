@@ -6,7 +6,7 @@
 #   export KUBEBUILDER_ASSETS=$(hack/testenv.sh)
 #
 # Binaries are built rather than downloaded because the Go module proxy is the
-# only thing our machines and CI can reach. The first run takes ~5 minutes on
+# only thing our machines and CI can reach. The first run takes 5-7 minutes on
 # 2 cores; later runs find the folder and return in a second.
 #
 # Environment:
@@ -49,9 +49,14 @@ fi
 
 # Serialise concurrent runs (two test targets started at once): the second
 # waits and then finds the first one's result.
+locked=false
 if command -v flock >/dev/null; then
 	exec 9>"$cache/.lock"
-	flock 9
+	if ! flock -n 9; then
+		log "waiting for another testenv build to finish"
+		flock 9
+	fi
+	locked=true
 	if healthy "$dir"; then
 		printf '%s\n' "$dir"
 		exit 0
@@ -59,9 +64,14 @@ if command -v flock >/dev/null; then
 fi
 
 # Build next to the final folder (same file system) and rename it into place,
-# so an interrupted build never leaves a folder that looks complete.
+# so an interrupted build never leaves a folder that looks complete. Leftovers
+# of a killed build are removed once we hold the lock and none can be running.
+if $locked; then
+	rm -rf "$cache"/.build.*
+fi
 tmp=$(mktemp -d "$cache/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
 
 log "building kube-apiserver and kubectl $k8s, etcd $etcd (takes several minutes)"
 start=$SECONDS

@@ -375,3 +375,50 @@ func TestDeterministic(t *testing.T) {
 func shuffle[T any](rng *rand.Rand, s []T) {
 	rng.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
 }
+
+func TestMatching(t *testing.T) {
+	cfg := mustBuild(t, Resources{
+		Pools: []v1beta1.IPAddressPool{pool("p", "192.0.2.0/24"), pool("q", "198.51.100.0/24")},
+		L2Advertisements: []v1beta1.L2Advertisement{l2("l", v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"q"},
+			NodeSelectors: []metav1.LabelSelector{sel("rack", "a"), sel("rack", "b")}, ServiceSelectors: []metav1.LabelSelector{sel("app", "web")}})},
+		BGPAdvertisements: []v1beta1.BGPAdvertisement{bgpAdv("b", v1beta1.BGPAdvertisementSpec{NodeSelectors: []metav1.LabelSelector{sel("bgp", "yes")}})},
+	})
+	l := cfg.L2Advertisements[0]
+	for _, c := range []struct {
+		got, want bool
+		what      string
+	}{
+		{l.HasPool("q"), true, "L2 has q"},
+		{l.HasPool("p"), false, "L2 has p"},
+		{l.MatchesNode(map[string]string{"rack": "b"}), true, "L2 node in rack b (selectors are ORed)"},
+		{l.MatchesNode(map[string]string{"rack": "c"}), false, "L2 node in rack c"},
+		{l.MatchesService(map[string]string{"app": "web"}), true, "L2 web Service"},
+		{l.MatchesService(nil), false, "L2 unlabelled Service"},
+		{cfg.BGPAdvertisements[0].MatchesNode(map[string]string{"bgp": "yes"}), true, "BGP node"},
+		{cfg.BGPAdvertisements[0].MatchesNode(nil), false, "BGP unlabelled node"},
+		{cfg.BGPAdvertisements[0].MatchesService(nil), true, "BGP without serviceSelectors"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	if ip := cfg.IPAMPools(); len(ip) != 2 || ip[0].Name != "p" || ip[1].Ranges[0].String() != "198.51.100.0/24" {
+		t.Errorf("IPAMPools = %+v", ip)
+	}
+	if cfg.Pool("missing") != nil || cfg.Peer("missing") != nil {
+		t.Error("lookup of a missing name returned something")
+	}
+}
+
+func TestProblemFormat(t *testing.T) {
+	ps := Problems{
+		{Kind: KindL2Advertisement, Name: "x", Field: "spec.interfaces[0]", Message: "bad"},
+		{Kind: KindBGPPeer, Name: "y", Message: "worse"},
+	}
+	if got, want := ps.Error(), "L2Advertisement/x: spec.interfaces[0]: bad\nBGPPeer/y: worse"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if got := ps.About(KindBGPPeer, "y"); len(got) != 1 || got[0].Message != "worse" {
+		t.Errorf("About = %v", got)
+	}
+}

@@ -2,7 +2,6 @@ package config
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
 	"strings"
 )
@@ -138,5 +137,3 @@ func sortProblems(ps Problems) {
 type ref struct {
 	kind, namespace, name string
 }
-
-func (r ref) String() string { return fmt.Sprintf("%s %s/%s", r.kind, r.namespace, r.name) }

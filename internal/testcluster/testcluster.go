@@ -16,10 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // Cluster is a running control plane.
@@ -49,6 +51,9 @@ func Start(t testing.TB, opts ...func(*envtest.Environment)) *Cluster {
 		}
 		t.Skip("KUBEBUILDER_ASSETS not set; run `make test` for the integration tests")
 	}
+	// controller-runtime logs through a global logger; tests that want
+	// logs set their own on the manager.
+	ctrllog.SetLogger(logr.Discard())
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},

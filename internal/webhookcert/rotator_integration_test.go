@@ -127,12 +127,21 @@ func testLifecycle(t *testing.T, cfg *rest.Config, client kubernetes.Interface) 
 	})
 
 	t.Run("expiring CA rotated with overlap", func(t *testing.T) {
-		// A CA 10 days from expiry: inside the default 30-day window.
-		p := issueParams{dnsNames: opts.DNSNames(), caValidity: DefaultCAValidity, certValidity: DefaultCertValidity, refreshBefore: time.Hour}
-		expiring, err := renew(nil, p, time.Now().Add(-DefaultCAValidity+10*24*time.Hour))
+		// A CA 10 days from expiry, inside the default 30-day window, and
+		// a serving certificate it signed today, valid until then.
+		now := time.Now()
+		ca, err := newCA(now.Add(-DefaultCAValidity+10*24*time.Hour), DefaultCAValidity)
 		if err != nil {
 			t.Fatal(err)
 		}
+		cert, key, err := ca.issue(opts.DNSNames(), now, DefaultCertValidity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		expiring := renewal{data: map[string][]byte{
+			CACertKey: ca.certPEM, CAPrivateKeyKey: ca.keyPEM,
+			corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key,
+		}}
 		setSecretData(t, client, opts, expiring.data)
 		data := waitConverged(t, client, opts, func(data map[string][]byte) error {
 			if bytes.HasPrefix(data[CACertKey], expiring.data[CACertKey]) {
