@@ -20,6 +20,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -137,6 +138,10 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 	return mgr, nil
 }
 
+// skipNameValidation lets tests run several controllers in one process;
+// controller-runtime otherwise refuses a second controller of one name.
+var skipNameValidation = true
+
 // Setup registers the controller's reconcilers and runnables with mgr.
 func Setup(mgr manager.Manager, opts Options) error {
 	log := opts.Log
@@ -170,6 +175,7 @@ func Setup(mgr manager.Manager, opts Options) error {
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("service").
 		For(&corev1.Service{}).
+		WithOptions(crcontroller.Options{SkipNameValidation: &skipNameValidation}).
 		WatchesRawSource(source.Channel(retryCh, &handler.TypedEnqueueRequestForObject[*corev1.Service]{})).
 		Complete(svcR)
 	if err != nil {
@@ -197,7 +203,8 @@ func Setup(mgr manager.Manager, opts Options) error {
 	one := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []ctrl.Request {
 		return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: opts.Namespace, Name: "config"}}}
 	})
-	b := ctrl.NewControllerManagedBy(mgr).Named("config")
+	b := ctrl.NewControllerManagedBy(mgr).Named("config").
+		WithOptions(crcontroller.Options{SkipNameValidation: &skipNameValidation})
 	for _, obj := range []client.Object{
 		&metallbv1beta1.IPAddressPool{}, &metallbv1beta1.L2Advertisement{}, &metallbv1beta1.BGPAdvertisement{},
 		&metallbv1beta2.BGPPeer{}, &metallbv1beta1.BFDProfile{}, &metallbv1beta1.Community{},

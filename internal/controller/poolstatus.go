@@ -23,7 +23,6 @@ type poolStatusWriter struct {
 	namespace string
 	interval  time.Duration
 	log       logr.Logger
-	known     map[string]bool // pools whose metrics are published
 }
 
 func (w *poolStatusWriter) NeedLeaderElection() bool { return true }
@@ -96,9 +95,10 @@ func (w *poolStatusWriter) flush(ctx context.Context) {
 		if pool.Status == it.status {
 			continue
 		}
-		base := pool.DeepCopy()
+		// An update, not a merge patch: every counter is required, and a
+		// patch would leave out the ones that are zero.
 		pool.Status = it.status
-		if err := w.client.Status().Patch(ctx, &pool, client.MergeFrom(base)); err != nil {
+		if err := w.client.Status().Update(ctx, &pool); err != nil {
 			w.requeue(it.name)
 			w.log.Error(err, "write pool status", "pool", it.name)
 		}

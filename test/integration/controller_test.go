@@ -3,11 +3,13 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,7 +56,7 @@ func (e *env) startController(namespace string, mod ...func(*controller.Options)
 	e.t.Helper()
 	opts := controller.Options{
 		Namespace: namespace, MetricsAddr: "0", HealthAddr: "0",
-		LeaderElection: true, Registry: prometheus.NewRegistry(), Log: logr.Discard(),
+		LeaderElection: true, Registry: prometheus.NewRegistry(), Log: testLogger(e.t),
 		PoolStatusInterval: 100 * time.Millisecond,
 	}
 	for _, m := range mod {
@@ -255,6 +257,15 @@ func poolStatus(e *env, ns, name string) metallbv1beta1.IPAddressPoolStatus {
 		e.t.Fatal(err)
 	}
 	return p.Status
+}
+
+// testLogger shows the controller's log in the test output when
+// HERALD_TEST_LOG is set.
+func testLogger(t *testing.T) logr.Logger {
+	if os.Getenv("HERALD_TEST_LOG") == "" {
+		return logr.Discard()
+	}
+	return testr.New(t)
 }
 
 func toString(v any) string { return fmt.Sprintf("%+v", v) }

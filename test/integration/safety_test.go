@@ -26,9 +26,9 @@ spec: {addresses: [%s]}
 `, name, ns, `"`+strings.Join(addrs, `","`)+`"`)
 }
 
-// allIngress maps every LoadBalancer Service to its addresses and fails on
-// any address held by two Services.
-func (e *env) allIngress() map[string]string {
+// allIngress maps every LoadBalancer Service to its addresses, and lists
+// the addresses held by two Services.
+func (e *env) allIngress() (map[string]string, []string) {
 	e.t.Helper()
 	var list corev1.ServiceList
 	if err := e.cl.List(context.Background(), &list); err != nil {
@@ -36,6 +36,7 @@ func (e *env) allIngress() map[string]string {
 	}
 	out := map[string]string{}
 	holder := map[string]string{}
+	var dups []string
 	for _, svc := range list.Items {
 		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 			continue
@@ -44,26 +45,29 @@ func (e *env) allIngress() map[string]string {
 		out[key] = ingress(&svc)
 		for _, in := range svc.Status.LoadBalancer.Ingress {
 			if h, dup := holder[in.IP]; dup {
-				e.t.Errorf("address %s held by %s and %s", in.IP, h, key)
+				dups = append(dups, fmt.Sprintf("%s held by %s and %s", in.IP, h, key))
 			}
 			holder[in.IP] = key
 		}
 	}
-	return out
+	return out, dups
 }
 
+// waitAllAllocated waits until n Services have addresses and no address is
+// held twice.
 func (e *env) waitAllAllocated(n int) map[string]string {
 	e.t.Helper()
 	var got map[string]string
-	e.eventually(fmt.Sprintf("%d services allocated", n), func() (bool, string) {
-		got = e.allIngress()
+	e.eventually(fmt.Sprintf("%d services allocated, no duplicates", n), func() (bool, string) {
+		var dups []string
+		got, dups = e.allIngress()
 		c := 0
 		for _, v := range got {
 			if v != "" {
 				c++
 			}
 		}
-		return c == n, fmt.Sprintf("%d of %d", c, n)
+		return c == n && len(dups) == 0, fmt.Sprintf("%d of %d, duplicates %q", c, n, dups)
 	})
 	return got
 }

@@ -71,7 +71,7 @@ metadata: {name: wild, namespace: metallb-system}
 spec:
   nodeSelectors:
   - matchLabels: {kubernetes.io/hostname: "*"}
-`, []string{"spec.nodeSelectors[0].matchLabels", "wildcard", "omit"}},
+`, []string{"spec.nodeSelectors[0].matchLabels", "wildcard", "Omitting nodeSelectors selects every node"}},
 		{"aggregation length too short for the pool", `apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement
 metadata: {name: agg, namespace: metallb-system}
