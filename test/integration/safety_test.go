@@ -188,13 +188,19 @@ func TestSharing(t *testing.T) {
 	})
 }
 
-// TestDualStack allocates one address of each family from one pool.
-func TestDualStack(t *testing.T) {
+// dualStackEnv is a control plane whose Services can be IPv6 or dual-stack.
+func dualStackEnv(t *testing.T) *env {
+	t.Helper()
 	c := testcluster.Start(t, func(env *envtest.Environment) {
 		env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/24,fd00:10::/108")
 	})
 	scheme, _ := controller.Scheme()
-	e := newEnvFrom(t, c, scheme)
+	return newEnvFrom(t, c, scheme)
+}
+
+// TestDualStack allocates one address of each family from one pool.
+func TestDualStack(t *testing.T) {
+	e := dualStackEnv(t)
 	e.namespaces(ns, "apps")
 	e.apply(pool("v4only", "198.51.100.0/30") + "---\n" + pool("dual", "192.0.2.0/30", "2001:db8::/64"))
 	e.startController(ns)
@@ -256,4 +262,46 @@ func TestConfigurationState(t *testing.T) {
 		return st.Result == metallbv1beta1.ConfigurationResultValid, toString(st)
 	})
 	_ = metav1.Now
+}
+
+// TestTakeOverFromMetalLB: Services whose status and
+// metallb.io/ip-allocated-from-pool annotation MetalLB wrote keep exactly
+// their addresses when Herald's controller starts, including addresses
+// that are not the lowest free ones, and new Services fill the gaps.
+func TestTakeOverFromMetalLB(t *testing.T) {
+	e := dualStackEnv(t)
+	e.namespaces(ns, "apps")
+	e.apply(pool("web", "192.0.2.0/29") + "---\n" + pool("v6", "2001:db8::/64"))
+	byMetalLB := map[string]string{"a": "192.0.2.5", "b": "192.0.2.0", "c": "2001:db8::42"}
+	for name, ip := range byMetalLB {
+		svc := e.service("apps", name, func(s *corev1.Service) {
+			s.Annotations = map[string]string{"metallb.io/ip-allocated-from-pool": "web"}
+			if strings.Contains(ip, ":") {
+				s.Annotations["metallb.io/ip-allocated-from-pool"] = "v6"
+				s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol}
+			}
+		})
+		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
+		if err := e.cl.Status().Update(context.Background(), svc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.startController(ns)
+	e.service("apps", "new")
+	got := e.waitAllAllocated(4)
+	for name, ip := range byMetalLB {
+		if got["apps/"+name] != ip {
+			t.Errorf("%s: MetalLB gave %s, Herald left %s", name, ip, got["apps/"+name])
+		}
+	}
+	if got["apps/new"] != "192.0.2.1" {
+		t.Errorf("new service got %s, want the lowest free address 192.0.2.1", got["apps/new"])
+	}
+	for name := range byMetalLB {
+		for _, ev := range e.events("apps", name) {
+			if strings.HasPrefix(ev, "IPAllocated") || strings.HasPrefix(ev, "ClearAssignment") {
+				t.Errorf("%s: unexpected event %q on take-over", name, ev)
+			}
+		}
+	}
 }
