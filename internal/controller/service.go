@@ -138,6 +138,7 @@ func (r *serviceReconciler) allocate(svc *corev1.Service, req request, sc servic
 	s := r.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { r.metrics.servicesPending.Set(float64(len(s.pending))) }()
 	key := req.svc.Key
 	var out outcome
 	prev, had := s.alloc.Get(key)
@@ -214,6 +215,7 @@ func (r *serviceReconciler) release(key string) {
 	s := r.state
 	s.mu.Lock()
 	delete(s.pending, key)
+	r.metrics.servicesPending.Set(float64(len(s.pending)))
 	alloc, had := s.alloc.Release(key)
 	if had {
 		s.dirtyPools[alloc.Pool] = struct{}{}
