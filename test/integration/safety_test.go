@@ -35,22 +35,40 @@ func (e *env) allIngress() (map[string]string, []string) {
 		e.t.Fatal(err)
 	}
 	out := map[string]string{}
-	holder := map[string]string{}
+	holder := map[string]*corev1.Service{}
 	var dups []string
 	for _, svc := range list.Items {
 		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 			continue
 		}
+		svc := svc
 		key := svc.Namespace + "/" + svc.Name
 		out[key] = ingress(&svc)
 		for _, in := range svc.Status.LoadBalancer.Ingress {
-			if h, dup := holder[in.IP]; dup {
-				dups = append(dups, fmt.Sprintf("%s held by %s and %s", in.IP, h, key))
+			if h, dup := holder[in.IP]; dup && !mayShare(h, &svc) {
+				dups = append(dups, fmt.Sprintf("%s held by %s/%s and %s", in.IP, h.Namespace, h.Name, key))
 			}
-			holder[in.IP] = key
+			holder[in.IP] = &svc
 		}
 	}
 	return out, dups
+}
+
+// mayShare applies MetalLB's sharing rules: the same non-empty key, the
+// same traffic policy backend, and no (protocol, port) in common.
+func mayShare(a, b *corev1.Service) bool {
+	ka, kb := a.Annotations["metallb.io/allow-shared-ip"], b.Annotations["metallb.io/allow-shared-ip"]
+	if ka == "" || ka != kb || a.Spec.ExternalTrafficPolicy != b.Spec.ExternalTrafficPolicy {
+		return false
+	}
+	for _, pa := range a.Spec.Ports {
+		for _, pb := range b.Spec.Ports {
+			if pa.Protocol == pb.Protocol && pa.Port == pb.Port {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // waitAllAllocated waits until n Services have addresses and no address is
