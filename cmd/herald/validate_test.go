@@ -12,14 +12,7 @@ import (
 // TestValidateSeeds runs `herald validate` on each seed file: 001 must fail
 // naming primary-eth0 and its field, the others must pass.
 func TestValidateSeeds(t *testing.T) {
-	dir, err := seeds.Dir("../..")
-	if err != nil {
-		t.Skip(err)
-	}
-	files, err := seeds.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := seeds.ForTest(t, "../..")
 	for _, f := range files {
 		t.Run(f.Name, func(t *testing.T) {
 			args := []string{f.Path}

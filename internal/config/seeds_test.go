@@ -17,14 +17,7 @@ import (
 // must be accepted except the documents the header says to reject, which
 // must be refused with a problem naming them.
 func TestSeeds(t *testing.T) {
-	dir, err := seeds.Dir("../..")
-	if err != nil {
-		t.Skip(err)
-	}
-	files, err := seeds.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := seeds.ForTest(t, "../..")
 	for _, f := range files {
 		t.Run(f.Name, func(t *testing.T) {
 			r := seedResources(t, f)
@@ -51,14 +44,7 @@ func TestSeeds(t *testing.T) {
 // say that label selectors have no wildcard and that omitting
 // nodeSelectors selects every node.
 func TestSeedWildcard(t *testing.T) {
-	dir, err := seeds.Dir("../..")
-	if err != nil {
-		t.Skip(err)
-	}
-	files, err := seeds.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := seeds.ForTest(t, "../..")
 	i := slices.IndexFunc(files, func(f seeds.File) bool { return strings.HasPrefix(f.Name, "001-") })
 	if i < 0 {
 		t.Fatal("seed 001 not found")

@@ -214,14 +214,7 @@ func TestReadSources(t *testing.T) {
 // TestSeeds checks each seed file on its own: every one is valid except
 // the documents its header says to reject.
 func TestSeeds(t *testing.T) {
-	dir, err := seeds.Dir("../..")
-	if err != nil {
-		t.Skip(err)
-	}
-	files, err := seeds.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := seeds.ForTest(t, "../..")
 	for _, f := range files {
 		t.Run(f.Name, func(t *testing.T) {
 			ns := DefaultNamespace

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"testing"
 
 	"sigs.k8s.io/yaml"
 )
@@ -155,4 +156,20 @@ func (f File) Namespaces() []string {
 		out = append(out, ns)
 	}
 	return out
+}
+
+// ForTest loads the seed files for a test, failing it when they cannot be
+// found: the seeds are part of the suite, and a test that skips silently
+// without them could not fail.
+func ForTest(t testing.TB, repoRoot string) []File {
+	t.Helper()
+	dir, err := Dir(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }

@@ -16,15 +16,7 @@ import (
 
 func loadSeeds(t *testing.T) []seeds.File {
 	t.Helper()
-	dir, err := seeds.Dir(testcluster.RepoRoot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := seeds.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
+	return seeds.ForTest(t, testcluster.RepoRoot())
 }
 
 func createNamespaces(ctx context.Context, t *testing.T, c *testcluster.Cluster, names ...string) {
