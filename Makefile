@@ -42,3 +42,7 @@ fuzz: ## run each fuzz target briefly
 
 clean:
 	rm -rf bin dist
+
+bench-controller: build ## controller end to end against a real API server: writes bench/results/controller.{json,md}
+	assets="$$(hack/testenv.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" $(GO) run ./bench/controllerbench

@@ -76,6 +76,7 @@ func buildReport(o options, b *bench, r burstResult, seq *seqResult, loadavg str
 	rep.Results = append(rep.Results, report.Result{Name: name, Metrics: []report.Metric{
 		{Name: "Services", Value: float64(o.services)},
 		{Name: "first create to all addressed", Unit: "s", Value: round(wall, 2)},
+		{Name: "addressed per second", Unit: "Services/s", Value: round(float64(r.addressed)/wall, 1)},
 		{Name: "controller CPU", Unit: "s", Value: round(ctlCPU, 2)},
 		{Name: "controller peak RSS", Unit: "MiB", Value: mb(r.rssPeak)},
 		{Name: "controller API requests", Value: r.after.requests - r.before.requests},
@@ -108,6 +109,7 @@ func buildReport(o options, b *bench, r burstResult, seq *seqResult, loadavg str
 			Metrics: []report.Metric{
 				{Name: "Services", Value: 2000},
 				{Name: "first create to all addressed", Unit: "s", Value: end.burst},
+				{Name: "addressed per second", Unit: "Services/s", Value: round(2000/end.burst, 1)},
 				{Name: "controller CPU", Unit: "s", Value: 8.2},
 				{Name: "controller peak RSS", Unit: "MiB", Value: end.rss},
 				{Name: "create to address p50", Unit: "ms", Value: end.p50},
@@ -135,6 +137,8 @@ func buildReport(o options, b *bench, r burstResult, seq *seqResult, loadavg str
 			r.settled.at.Sub(r.before.at).Seconds(), r.settled.ctlCPU-r.before.ctlCPU, r.settled.requests-r.before.requests, methods(r.before, r.settled)))
 	}
 	if seq != nil {
+		notes = append(notes, fmt.Sprintf("Sequential: the create call alone (the API server's share of each latency) took p50 %.2f ms, p99 %.2f ms.",
+			ms(percentile(seq.creates, 50)), ms(percentile(seq.creates, 99))))
 		notes = append(notes, fmt.Sprintf("Sequential: mean %.2f ms, min %.2f ms; controller RSS at the end %.1f MiB (peak %.1f MiB); requests by method: %s.",
 			ms(meanDur(seq.latencies)), ms(seq.latencies[0]), mb(seq.rssNow), mb(seq.rssPeak), methods(seq.before, seq.after)))
 		notes = append(notes, fmt.Sprintf("Checked after both scenarios: all %d Services hold exactly one address, each inside its family's pool, none duplicated.",

@@ -35,7 +35,17 @@ func defaultNamespace() string {
 
 // restConfig loads the cluster connection: --kubeconfig if given, else the
 // in-cluster service account, else $KUBECONFIG or ~/.kube/config.
+//
+// client-go's default client-side limit (5 requests/s, burst 10) would
+// cap allocation at about 2.5 Services a second, since each costs two
+// writes; the API server's own priority and fairness protects it instead,
+// as with controller-runtime's GetConfig (and MetalLB).
 func restConfig(kubeconfig string) (cfg *rest.Config, inCluster bool, err error) {
+	defer func() {
+		if cfg != nil {
+			cfg.QPS, cfg.Burst = -1, 0
+		}
+	}()
 	if kubeconfig != "" {
 		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
 		return cfg, false, err

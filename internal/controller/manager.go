@@ -227,6 +227,9 @@ func Setup(mgr manager.Manager, opts Options) error {
 	}); err != nil {
 		return err
 	}
+	if err := mgr.Add(&memberlistSecret{client: mgr.GetClient(), namespace: opts.Namespace, log: log.WithName("memberlist-secret")}); err != nil {
+		return err
+	}
 	if opts.Webhook != nil {
 		if err := setupWebhook(mgr, opts); err != nil {
 			return err

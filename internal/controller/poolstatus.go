@@ -57,15 +57,9 @@ func (w *poolStatusWriter) flush(ctx context.Context) {
 			current[n] = true
 		}
 	}
-	perPool := map[string]int{}
-	if len(dirty) > 0 {
-		for _, a := range s.alloc.Assignments() {
-			perPool[a.Allocation.Pool]++
-		}
-	}
 	for _, name := range dirty {
 		st, ok := s.alloc.Stats(name)
-		it := item{name: name, exists: ok && current[name], services: perPool[name]}
+		it := item{name: name, exists: ok && current[name], services: st.Services}
 		if it.exists {
 			ps := st.Status()
 			it.status = metallbv1beta1.IPAddressPoolStatus{

@@ -19,6 +19,7 @@ import (
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
 	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
 	"github.com/herald-lb/herald/internal/config"
+	"github.com/herald-lb/herald/internal/configsource"
 	"github.com/herald-lb/herald/internal/webhookcert"
 )
 
@@ -145,7 +146,7 @@ func (v *validator) Handle(ctx context.Context, req admission.Request) admission
 	if req.Operation != admissionv1.Delete && req.Namespace != v.namespace {
 		return admission.Denied(fmt.Sprintf("%s %q: resource must be created in the %s namespace, where Herald reads its configuration", v.kind.kind, req.Name, v.namespace))
 	}
-	before, _, err := load(ctx, v.reader, v.namespace)
+	before, _, err := configsource.Load(ctx, v.reader, v.namespace)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}

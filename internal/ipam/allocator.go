@@ -122,6 +122,8 @@ type pool struct {
 	// whose holders share under that key, so a service with the same key can
 	// join them without scanning the pool.
 	shared map[shareKey]*btree.BTreeG[netip.Addr]
+	// services counts the services holding addresses from the pool.
+	services int
 }
 
 type shareKey struct {
@@ -843,6 +845,7 @@ func (a *Allocator) restore(prev *svcState) {
 // st.pool and the sharing rules must already have been checked.
 func (a *Allocator) attach(st *svcState) {
 	a.services[st.svc.Key] = st
+	st.pool.services++
 	for _, ad := range st.addrs {
 		as := a.addrs[ad]
 		if as == nil {
@@ -878,6 +881,7 @@ func (a *Allocator) detach(key string) *svcState {
 		return nil
 	}
 	delete(a.services, key)
+	st.pool.services--
 	for _, ad := range st.addrs {
 		as := a.addrs[ad]
 		as.users = slices.DeleteFunc(as.users, func(u string) bool { return u == key })
@@ -921,6 +925,7 @@ func (c FamilyCount) Free() *big.Int {
 // PoolStats counts a pool's addresses per family.
 type PoolStats struct {
 	Pool       string
+	Services   int // services holding addresses from the pool
 	IPv4, IPv6 FamilyCount
 }
 
@@ -957,9 +962,10 @@ func (a *Allocator) Stats(poolName string) (PoolStats, bool) {
 		return PoolStats{}, false
 	}
 	return PoolStats{
-		Pool: poolName,
-		IPv4: FamilyCount{InUse: p.v4.inUse, Capacity: new(big.Int).Set(p.v4.capacity)},
-		IPv6: FamilyCount{InUse: p.v6.inUse, Capacity: new(big.Int).Set(p.v6.capacity)},
+		Pool:     poolName,
+		Services: p.services,
+		IPv4:     FamilyCount{InUse: p.v4.inUse, Capacity: new(big.Int).Set(p.v4.capacity)},
+		IPv6:     FamilyCount{InUse: p.v6.inUse, Capacity: new(big.Int).Set(p.v6.capacity)},
 	}, true
 }
 

@@ -342,6 +342,15 @@ func (m *model) check(t *testing.T, a *Allocator, step int) {
 		if !ok {
 			t.Fatalf("step %d: no stats for %s", step, p.Name)
 		}
+		holding := 0
+		for _, al := range m.where {
+			if al.Pool == p.Name {
+				holding++
+			}
+		}
+		if s.Services != holding {
+			t.Fatalf("step %d: pool %s: %d services counted, brute force %d", step, p.Name, s.Services, holding)
+		}
 		for _, f := range []Family{IPv4, IPv6} {
 			all := addresses(p, f)
 			used := 0
