@@ -24,6 +24,9 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"controller": controllerCommand(),
+		"lab":        labCommand(),
+		"lab-down":   labDownCommand(),
+		"speaker":    speakerCommand(),
 		"validate":   validateCommand(),
 		"version": {
 			summary: "print the version and git commit",

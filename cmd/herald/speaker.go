@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+	"time"
+
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/herald-lb/herald/internal/speaker"
+)
+
+func speakerCommand() command {
+	return command{
+		summary: "announce Service addresses from this node (ARP/NDP)",
+		run:     runSpeaker,
+	}
+}
+
+func runSpeaker(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := flag.NewFlagSet("speaker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		kubeconfig  = fs.String("kubeconfig", "", "kubeconfig file; empty means in-cluster, then $KUBECONFIG")
+		nodeName    = fs.String("node-name", os.Getenv("NODE_NAME"), "this node's name ($NODE_NAME)")
+		namespace   = fs.String("namespace", defaultNamespace(), "namespace of the configuration CRs ($POD_NAMESPACE, else metallb-system)")
+		lbClass     = fs.String("lb-class", "", "announce only Services of this spec.loadBalancerClass; empty: Services without one")
+		metricsAddr = fs.String("metrics-addr", ":7472", `address of /metrics ("0" disables)`)
+		mlBind      = fs.String("ml-bind-addr", os.Getenv("METALLB_ML_BIND_ADDR"), "memberlist bind address (empty: the node's InternalIP)")
+		mlPort      = fs.Int("ml-bind-port", 7946, "memberlist port")
+		mlProfile   = fs.String("ml-profile", "fast", "failure detection: fast (sub-second) or lan (memberlist's stock LAN settings)")
+		mlOff       = fs.Bool("ml-disabled", false, "no memberlist: nodes are alive while their Node is Ready (much slower failover)")
+		handover    = fs.Duration("handover-delay", time.Second, "on SIGTERM, keep answering this long after leaving, while the next owners take over")
+		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	ctrllog.SetLogger(log)
+	cfg, _, err := restConfig(*kubeconfig)
+	if err != nil {
+		return err
+	}
+	log.Info("starting speaker", "node", *nodeName, "namespace", *namespace, "memberlist", !*mlOff, "profile", *mlProfile)
+	return speaker.Run(ctx, cfg, speaker.Options{
+		NodeName: *nodeName, Namespace: *namespace, LBClass: *lbClass, MetricsAddr: *metricsAddr,
+		MLBindAddr: *mlBind, MLBindPort: *mlPort, MLProfile: *mlProfile, MLDisabled: *mlOff,
+		HandoverDelay: *handover, Log: log,
+	})
+}

@@ -1,0 +1,56 @@
+package speaker
+
+import (
+	"net/netip"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+
+	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
+	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
+)
+
+// metrics are the speaker's Layer 2 metrics, with MetalLB's names. Series
+// of an address are removed when the node stops announcing it (MetalLB
+// leaves them stale, #1972, #1342).
+type metrics struct {
+	announced                       *prometheus.GaugeVec
+	requests, responses, gratuitous *prometheus.CounterVec
+	conflicts                       *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	c := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"ip"})
+	}
+	m := &metrics{
+		announced: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "metallb_speaker_announced",
+			Help: "1 for each address this node announces."}, []string{"service", "protocol", "node", "ip"}),
+		requests:   c("metallb_layer2_requests_received", "ARP/NDP requests received for an announced address."),
+		responses:  c("metallb_layer2_responses_sent", "ARP/NDP answers sent for an announced address."),
+		gratuitous: c("metallb_layer2_gratuitous_sent", "Gratuitous ARP / unsolicited NA sent for an announced address."),
+		conflicts:  c("herald_layer2_address_conflicts_total", "Times another MAC answered for an address this node announces."),
+	}
+	reg.MustRegister(m.announced, m.requests, m.responses, m.gratuitous, m.conflicts)
+	return m
+}
+
+func (m *metrics) forget(svc, node string, a netip.Addr) {
+	ip := a.String()
+	m.announced.DeleteLabelValues(svc, "layer2", node, ip)
+	m.requests.DeleteLabelValues(ip)
+	m.responses.DeleteLabelValues(ip)
+	m.gratuitous.DeleteLabelValues(ip)
+	m.conflicts.DeleteLabelValues(ip)
+}
+
+func scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, metallbv1beta1.AddToScheme, metallbv1beta2.AddToScheme} {
+		if err := add(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,131 @@
+package speaker
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/herald-lb/herald/internal/config"
+)
+
+func TestPlan(t *testing.T) {
+	sel := func(s string) labels.Selector {
+		l, err := labels.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	cfg := func(ads ...*config.L2Advertisement) *config.Config { return &config.Config{L2Advertisements: ads} }
+	all := &config.L2Advertisement{Name: "all", Pools: []string{"p"}}
+	rackA := &config.L2Advertisement{Name: "rack-a", Pools: []string{"p"}, NodeSelectors: []labels.Selector{sel("rack=a")}}
+	onlyWeb := &config.L2Advertisement{Name: "web", Pools: []string{"p"}, ServiceSelectors: []labels.Selector{sel("app=web")}, Interfaces: []string{"eth1"}}
+	nodes := map[string]Node{
+		"n1": {Name: "n1", Labels: map[string]string{"rack": "a"}},
+		"n2": {Name: "n2", Labels: map[string]string{"rack": "a"}},
+		"n3": {Name: "n3", Labels: map[string]string{"rack": "b"}},
+		"n4": {Name: "n4", Labels: map[string]string{"rack": "b", LabelExcludeLB: ""}},
+		"n5": {Name: "n5", NetworkUnavailable: true},
+	}
+	live := map[string]bool{"n1": true, "n2": true, "n3": true, "n4": true, "n5": true}
+	eps := map[string]bool{"n1": true, "n2": true, "n3": true}
+	svc := func(key, ip string, mod ...func(*Service)) Service {
+		s := Service{Key: key, Addrs: []netip.Addr{netip.MustParseAddr(ip)}, Pool: "p", EndpointNodes: eps}
+		for _, m := range mod {
+			m(&s)
+		}
+		return s
+	}
+	tests := []struct {
+		name string
+		in   Inputs
+		// allowed owners for each service; "" means nobody
+		want   map[string][]string
+		ifaces map[string]string
+	}{
+		{"eligible excludes label, NetworkUnavailable, dead", Inputs{Config: cfg(all), Nodes: nodes,
+			Live:     map[string]bool{"n1": false, "n2": true, "n3": true, "n4": true, "n5": true},
+			Services: []Service{svc("a/x", "192.0.2.1")}}, map[string][]string{"a/x": {"n2", "n3"}}, nil},
+		{"node selector", Inputs{Config: cfg(rackA), Nodes: nodes, Live: live,
+			Services: []Service{svc("a/x", "192.0.2.1")}}, map[string][]string{"a/x": {"n1", "n2"}}, nil},
+		{"Local policy follows endpoints", Inputs{Config: cfg(all), Nodes: nodes, Live: live,
+			Services: []Service{svc("a/x", "192.0.2.1", func(s *Service) { s.Local = true; s.EndpointNodes = map[string]bool{"n3": true} })}},
+			map[string][]string{"a/x": {"n3"}}, nil},
+		{"no endpoints: nobody", Inputs{Config: cfg(all), Nodes: nodes, Live: live,
+			Services: []Service{svc("a/x", "192.0.2.1", func(s *Service) { s.EndpointNodes = nil })}},
+			map[string][]string{"a/x": {""}}, nil},
+		{"no advertisement for the pool", Inputs{Config: cfg(all), Nodes: nodes, Live: live,
+			Services: []Service{svc("a/x", "192.0.2.1", func(s *Service) { s.Pool = "other" })}},
+			map[string][]string{"a/x": {""}}, nil},
+		{"service selector and interfaces", Inputs{Config: cfg(onlyWeb), Nodes: nodes, Live: live,
+			Services: []Service{svc("a/web", "192.0.2.1", func(s *Service) { s.Labels = map[string]string{"app": "web"} }), svc("a/db", "192.0.2.2")}},
+			map[string][]string{"a/web": {"n1", "n2", "n3"}, "a/db": {""}}, map[string]string{"a/web": "eth1"}},
+		{"an advertisement without interfaces means all", Inputs{Config: cfg(onlyWeb, all), Nodes: nodes, Live: live,
+			Services: []Service{svc("a/web", "192.0.2.1", func(s *Service) { s.Labels = map[string]string{"app": "web"} })}},
+			map[string][]string{"a/web": {"n1", "n2", "n3"}}, map[string]string{"a/web": ""}},
+		{"shared address: one owner, within both Local sets", Inputs{Config: cfg(all), Nodes: nodes, Live: live,
+			Services: []Service{
+				svc("a/tcp", "192.0.2.9", func(s *Service) { s.Local = true; s.EndpointNodes = map[string]bool{"n1": true, "n2": true} }),
+				svc("a/udp", "192.0.2.9", func(s *Service) { s.Local = true; s.EndpointNodes = map[string]bool{"n2": true, "n3": true} }),
+			}}, map[string][]string{"a/tcp": {"n2"}, "a/udp": {"n2"}}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[string]Announcement{}
+			for _, a := range Plan(tc.in) {
+				got[a.Service] = a
+			}
+			for key, allowed := range tc.want {
+				a, ok := got[key]
+				if !ok {
+					t.Fatalf("%s: not in the plan", key)
+				}
+				okOwner := false
+				for _, n := range allowed {
+					okOwner = okOwner || a.Owner == n
+				}
+				if !okOwner {
+					t.Errorf("%s: owner %q, want one of %q (reason %q)", key, a.Owner, allowed, a.Reason)
+				}
+				if a.Owner == "" && a.Reason == "" {
+					t.Errorf("%s: no owner and no reason", key)
+				}
+			}
+			for key, want := range tc.ifaces {
+				if ifs := strings.Join(got[key].Interfaces, ","); ifs != want {
+					t.Errorf("%s: interfaces %q, want %q", key, ifs, want)
+				}
+			}
+		})
+	}
+}
+
+
+// TestPlanDeterministic: every speaker computes the same owners whatever
+// order its inputs come in.
+func TestPlanDeterministic(t *testing.T) {
+	cfg := &config.Config{L2Advertisements: []*config.L2Advertisement{{Name: "all", Pools: []string{"p"}}}}
+	nodes := map[string]Node{"n1": {Name: "n1"}, "n2": {Name: "n2"}, "n3": {Name: "n3"}}
+	live := map[string]bool{"n1": true, "n2": true, "n3": true}
+	eps := map[string]bool{"n1": true, "n2": true, "n3": true}
+	var svcs []Service
+	for i := 0; i < 50; i++ {
+		svcs = append(svcs, Service{Key: string(rune('a'+i%26)) + "/" + string(rune('a'+i/26)), Pool: "p", EndpointNodes: eps,
+			Addrs: []netip.Addr{netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})}})
+	}
+	first := map[string]string{}
+	for _, a := range Plan(Inputs{Config: cfg, Nodes: nodes, Live: live, Services: svcs}) {
+		first[a.Service] = a.Owner
+	}
+	rev := make([]Service, len(svcs))
+	for i := range svcs {
+		rev[len(svcs)-1-i] = svcs[i]
+	}
+	for _, a := range Plan(Inputs{Config: cfg, Nodes: nodes, Live: live, Services: rev}) {
+		if first[a.Service] != a.Owner {
+			t.Errorf("%s: owner %s then %s", a.Service, first[a.Service], a.Owner)
+		}
+	}
+}

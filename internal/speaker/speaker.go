@@ -1,0 +1,681 @@
+package speaker
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
+	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
+	"github.com/herald-lb/herald/internal/config"
+	"github.com/herald-lb/herald/internal/configsource"
+	"github.com/herald-lb/herald/internal/membership"
+)
+
+// Options configure a speaker.
+type Options struct {
+	NodeName  string
+	Namespace string
+	LBClass   string
+	// MetricsAddr serves /metrics ("0" disables).
+	MetricsAddr string
+	// Memberlist: bind address (empty: the node's InternalIP), port, and
+	// the detection profile ("fast" or "lan"). Disabled falls back to Node
+	// Ready conditions, which is much slower (the node lifecycle controller
+	// marks a node NotReady after 40 s by default).
+	MLBindAddr string
+	MLBindPort int
+	MLProfile  string
+	MLDisabled bool
+	// HandoverDelay is how long a stopping speaker keeps answering after it
+	// has left the membership, while the next owners take over.
+	HandoverDelay time.Duration
+	// Resync re-checks everything at this interval, on top of events.
+	Resync   time.Duration
+	Registry prometheus.Registerer
+	Log      logr.Logger
+}
+
+// Labels of ServiceL2Status objects, MetalLB's.
+const (
+	labelNode             = "metallb.io/node"
+	labelServiceName      = "metallb.io/service-name"
+	labelServiceNamespace = "metallb.io/service-namespace"
+)
+
+// Run runs the speaker until ctx ends, then hands its addresses over.
+func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	if opts.NodeName == "" {
+		return errors.New("the node name is required (--node-name)")
+	}
+	if opts.HandoverDelay == 0 {
+		opts.HandoverDelay = time.Second
+	}
+	if opts.Resync == 0 {
+		opts.Resync = 10 * time.Second
+	}
+	if opts.MLBindPort == 0 {
+		opts.MLBindPort = 7946
+	}
+	scheme, err := scheme()
+	if err != nil {
+		return err
+	}
+	inNS := map[string]cache.Config{opts.Namespace: {}}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: scheme,
+		Logger: opts.Log,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&metallbv1beta1.IPAddressPool{}:    {Namespaces: inNS},
+			&metallbv1beta1.L2Advertisement{}:  {Namespaces: inNS},
+			&metallbv1beta1.BGPAdvertisement{}: {Namespaces: inNS},
+			&metallbv1beta2.BGPPeer{}:          {Namespaces: inNS},
+			&metallbv1beta1.BFDProfile{}:       {Namespaces: inNS},
+			&metallbv1beta1.Community{}:        {Namespaces: inNS},
+			&metallbv1beta1.ServiceL2Status{}:  {Namespaces: inNS},
+			&corev1.Secret{}:                   {Namespaces: inNS},
+		}},
+		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		return fmt.Errorf("new manager: %w", err)
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = crmetrics.Registry
+	}
+	s := &speaker{
+		opts: opts, client: mgr.GetClient(), reader: mgr.GetAPIReader(),
+		recorder: mgr.GetEventRecorder("metallb-speaker"),
+		log:      opts.Log, metrics: newMetrics(reg),
+		kick:     make(chan struct{}, 1),
+		owned:    map[string]Announcement{},
+	}
+	// Every watched change kicks one sync; the sync looks at everything.
+	kick := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []ctrl.Request {
+		s.trigger()
+		return nil
+	})
+	b := ctrl.NewControllerManagedBy(mgr).Named("speaker-watch").
+		WithOptions(crcontroller.Options{SkipNameValidation: ptrTrue()})
+	for _, obj := range []client.Object{
+		&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}, &corev1.Namespace{}, &corev1.Secret{},
+		&metallbv1beta1.IPAddressPool{}, &metallbv1beta1.L2Advertisement{}, &metallbv1beta1.Community{},
+		&metallbv1beta1.BGPAdvertisement{}, &metallbv1beta2.BGPPeer{}, &metallbv1beta1.BFDProfile{},
+	} {
+		b = b.Watches(obj, kick)
+	}
+	if err := b.Complete(reconcileNothing{}); err != nil {
+		return err
+	}
+
+	mgrCtx, stopMgr := context.WithCancel(context.Background())
+	defer stopMgr()
+	mgrDone := make(chan error, 1)
+	go func() { mgrDone <- mgr.Start(mgrCtx) }()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		stopMgr()
+		<-mgrDone
+		return fmt.Errorf("cache did not sync")
+	}
+
+	slogger := slog.New(logr.ToSlogHandler(opts.Log))
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+	s.responders = newResponders(runCtx, slogger, hooks{
+		conflict:   s.onConflict,
+		request:    func(a netip.Addr) { s.metrics.requests.WithLabelValues(a.String()).Inc() },
+		reply:      func(a netip.Addr) { s.metrics.responses.WithLabelValues(a.String()).Inc() },
+		gratuitous: func(a netip.Addr) { s.metrics.gratuitous.WithLabelValues(a.String()).Inc() },
+	})
+
+	if !opts.MLDisabled {
+		ml, err := s.startMembership(ctx, runCtx, slogger)
+		if err != nil {
+			stopMgr()
+			<-mgrDone
+			return err
+		}
+		s.ml = ml
+	}
+
+	s.loop(ctx)
+
+	// Hand over: leave the membership so that the next owners take the
+	// addresses at once, keep answering meanwhile, then stop.
+	s.log.Info("stopping: handing addresses over", "delay", opts.HandoverDelay.String())
+	if s.ml != nil {
+		if err := s.ml.Leave(500 * time.Millisecond); err != nil {
+			s.log.Error(err, "leave memberlist")
+		}
+	}
+	time.Sleep(opts.HandoverDelay)
+	s.responders.close()
+	stopRun()
+	cleanup, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	s.deleteStatuses(cleanup, nil)
+	cancel()
+	stopMgr()
+	return <-mgrDone
+}
+
+type reconcileNothing struct{}
+
+func (reconcileNothing) Reconcile(context.Context, ctrl.Request) (ctrl.Result, error) {
+	return ctrl.Result{}, nil
+}
+
+func ptrTrue() *bool { b := true; return &b }
+
+type speaker struct {
+	opts       Options
+	client     client.Client
+	reader     client.Reader
+	recorder   events.EventRecorder
+	log        logr.Logger
+	metrics    *metrics
+	responders *responders
+	ml         *membership.Membership
+
+	kick chan struct{}
+
+	mu      sync.Mutex
+	cfg     *config.Config // last valid configuration
+	owned   map[string]Announcement
+	cfgErrs string
+}
+
+func (s *speaker) trigger() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// loop syncs on every kick, on membership changes and periodically, until
+// ctx ends.
+func (s *speaker) loop(ctx context.Context) {
+	t := time.NewTicker(s.opts.Resync)
+	defer t.Stop()
+	var mlChanges <-chan struct{}
+	if s.ml != nil {
+		mlChanges = s.ml.Changes()
+	}
+	s.trigger()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-mlChanges:
+		case <-t.C:
+		}
+		if err := s.sync(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error(err, "sync")
+		}
+	}
+}
+
+// startMembership joins the speakers' memberlist, encrypted with the key
+// from the memberlist Secret, finding peers from the Node objects.
+func (s *speaker) startMembership(ctx, runCtx context.Context, log *slog.Logger) (*membership.Membership, error) {
+	bind := s.opts.MLBindAddr
+	if bind == "" {
+		var node corev1.Node
+		if err := s.client.Get(ctx, types.NamespacedName{Name: s.opts.NodeName}, &node); err != nil {
+			return nil, fmt.Errorf("node %q: %w (or give --ml-bind-addr)", s.opts.NodeName, err)
+		}
+		bind = nodeAddress(&node, "")
+		if bind == "" {
+			return nil, fmt.Errorf("node %q has no InternalIP to bind memberlist to; give --ml-bind-addr", s.opts.NodeName)
+		}
+	}
+	key := s.memberlistKey(ctx)
+	ml, err := membership.New(membership.Config{
+		NodeName: s.opts.NodeName, BindAddr: bind, BindPort: s.opts.MLBindPort, SecretKey: key,
+		Profile: s.opts.MLProfile, Logger: log.With("component", "memberlist"),
+		Peers: func() []string { return s.peers(runCtx, bind) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("memberlist: %w", err)
+	}
+	if err := ml.Start(runCtx); err != nil {
+		return nil, fmt.Errorf("memberlist: %w", err)
+	}
+	return ml, nil
+}
+
+// memberlistKey derives the AES key from the memberlist Secret the way
+// MetalLB's speaker does (the secret's bytes followed by SHA-256 of
+// nothing, first 32 bytes), so the same Secret means the same key. It waits
+// a little for the controller to create the Secret.
+func (s *speaker) memberlistKey(ctx context.Context) []byte {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var sec corev1.Secret
+		err := s.reader.Get(ctx, types.NamespacedName{Namespace: s.opts.Namespace, Name: "memberlist"}, &sec)
+		if err == nil && len(sec.Data["secretkey"]) > 0 {
+			sum := sha256.Sum256(nil)
+			return append(append([]byte{}, sec.Data["secretkey"]...), sum[:]...)[:32]
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			s.log.Info("memberlist secret not found; gossip is NOT encrypted", "secret", s.opts.Namespace+"/memberlist")
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// peers lists the other nodes' addresses of bind's family, from the Node
+// objects: speakers find each other without Pod objects.
+func (s *speaker) peers(ctx context.Context, bind string) []string {
+	var nodes corev1.NodeList
+	if err := s.client.List(ctx, &nodes); err != nil {
+		return nil
+	}
+	var out []string
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		if n.Name == s.opts.NodeName {
+			continue
+		}
+		if a := nodeAddress(n, bind); a != "" {
+			out = append(out, net.JoinHostPort(a, strconv.Itoa(s.opts.MLBindPort)))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// nodeAddress is the node's first InternalIP of like's family (any family
+// when like is empty).
+func nodeAddress(n *corev1.Node, like string) string {
+	want6 := false
+	if a, err := netip.ParseAddr(like); err == nil {
+		want6 = a.Is6() && !a.Is4In6()
+	}
+	for _, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		ip, err := netip.ParseAddr(a.Address)
+		if err != nil {
+			continue
+		}
+		if like == "" || ip.Is6() == want6 {
+			return ip.String()
+		}
+	}
+	return ""
+}
+
+// ready reports whether the speaker may announce: it has joined the
+// membership, or waited out the join timeout alone. Announcing earlier is
+// how a restarted MetalLB speaker answered beside the owner.
+func (s *speaker) ready() bool {
+	if s.ml == nil {
+		return true
+	}
+	select {
+	case <-s.ml.Ready():
+		return true
+	default:
+		return false
+	}
+}
+
+// sync recomputes the plan and applies this node's part of it.
+func (s *speaker) sync(ctx context.Context) error {
+	res, _, err := configsource.Load(ctx, s.client, s.opts.Namespace)
+	if err != nil {
+		return err
+	}
+	result := config.Validate(res)
+	s.mu.Lock()
+	if len(result.Problems) == 0 {
+		s.cfg = result.Config
+		s.cfgErrs = ""
+	} else if msg := result.Problems.Error(); msg != s.cfgErrs {
+		s.cfgErrs = msg
+		s.log.Error(result.Problems, "configuration not applied; the last valid one stays in force")
+	}
+	cfg := s.cfg
+	s.mu.Unlock()
+	s.writeState(ctx, result.Problems)
+
+	in, err := s.inputs(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	plan := Plan(in)
+	if !s.ready() {
+		plan = nil
+	}
+	return s.apply(ctx, plan)
+}
+
+// inputs gathers the plan's inputs from the cache.
+func (s *speaker) inputs(ctx context.Context, cfg *config.Config) (Inputs, error) {
+	in := Inputs{Config: cfg, Nodes: map[string]Node{}, Live: map[string]bool{}}
+	var nodes corev1.NodeList
+	if err := s.client.List(ctx, &nodes); err != nil {
+		return in, err
+	}
+	for _, n := range nodes.Items {
+		node := Node{Name: n.Name, Labels: n.Labels}
+		ready := false
+		for _, c := range n.Status.Conditions {
+			switch {
+			case c.Type == corev1.NodeNetworkUnavailable && c.Status == corev1.ConditionTrue:
+				node.NetworkUnavailable = true
+			case c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue:
+				ready = true
+			}
+		}
+		in.Nodes[n.Name] = node
+		if s.ml == nil {
+			in.Live[n.Name] = ready
+		}
+	}
+	if s.ml != nil {
+		for _, m := range s.ml.Members() {
+			in.Live[m] = true
+		}
+	}
+	var slices discoveryv1.EndpointSliceList
+	if err := s.client.List(ctx, &slices); err != nil {
+		return in, err
+	}
+	endpoints := map[string]map[string]bool{}
+	for _, es := range slices.Items {
+		svc := es.Labels[discoveryv1.LabelServiceName]
+		if svc == "" {
+			continue
+		}
+		key := es.Namespace + "/" + svc
+		for _, ep := range es.Endpoints {
+			// Ready (or unset), or still serving while terminating, as MetalLB.
+			ok := ep.Conditions.Ready == nil || *ep.Conditions.Ready ||
+				(ep.Conditions.Serving != nil && *ep.Conditions.Serving)
+			if !ok || ep.NodeName == nil {
+				continue
+			}
+			if endpoints[key] == nil {
+				endpoints[key] = map[string]bool{}
+			}
+			endpoints[key][*ep.NodeName] = true
+		}
+	}
+	var svcs corev1.ServiceList
+	if err := s.client.List(ctx, &svcs); err != nil {
+		return in, err
+	}
+	for i := range svcs.Items {
+		svc := &svcs.Items[i]
+		if !handles(svc, s.opts.LBClass) {
+			continue
+		}
+		var addrs []netip.Addr
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			if a, err := netip.ParseAddr(ing.IP); err == nil {
+				addrs = append(addrs, a.Unmap())
+			}
+		}
+		if len(addrs) == 0 || cfg == nil {
+			continue
+		}
+		key := svc.Namespace + "/" + svc.Name
+		in.Services = append(in.Services, Service{
+			Key: key, Labels: svc.Labels, Addrs: addrs, Pool: poolOf(cfg, addrs[0]),
+			Local:         svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+			EndpointNodes: endpoints[key],
+		})
+	}
+	return in, nil
+}
+
+func handles(svc *corev1.Service, lbClass string) bool {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return false
+	}
+	if svc.Spec.LoadBalancerClass == nil {
+		return lbClass == ""
+	}
+	return *svc.Spec.LoadBalancerClass == lbClass
+}
+
+func poolOf(cfg *config.Config, a netip.Addr) string {
+	for _, p := range cfg.Pools {
+		for _, r := range p.Ranges {
+			if r.Contains(a) {
+				return p.Name
+			}
+		}
+	}
+	return ""
+}
+
+// apply makes this node answer for exactly the addresses it owns, and
+// brings status objects, Events and metrics in line.
+func (s *speaker) apply(ctx context.Context, plan []Announcement) error {
+	ifaces, err := readInterfaces()
+	if err != nil {
+		return err
+	}
+	want := map[string][]netip.Addr{}
+	owned := map[string]Announcement{}
+	for _, a := range plan {
+		if a.Owner != s.opts.NodeName {
+			continue
+		}
+		var used []string
+		for _, addr := range a.Addrs {
+			for _, i := range SelectInterfaces(addr, ifaces, a.Interfaces) {
+				want[i.Name] = append(want[i.Name], addr)
+				used = append(used, i.Name)
+			}
+		}
+		if len(used) == 0 {
+			s.event(ctx, a.Service, corev1.EventTypeWarning, "announceFailed",
+				fmt.Sprintf("the interfaces specified by LB IP %q don't exist or are down on assigned node %q with protocol \"layer2\"", a.Addrs[0], s.opts.NodeName))
+			continue
+		}
+		a.Interfaces = uniqueSorted(used)
+		owned[a.Service] = a
+	}
+	if err := s.responders.set(want); err != nil {
+		s.log.Error(err, "responders")
+	}
+
+	s.mu.Lock()
+	prev := s.owned
+	s.owned = owned
+	s.mu.Unlock()
+	for key, a := range owned {
+		if _, had := prev[key]; !had {
+			s.event(ctx, key, corev1.EventTypeNormal, "nodeAssigned",
+				fmt.Sprintf("announcing from node %q with protocol \"layer2\"", s.opts.NodeName))
+		}
+		for _, addr := range a.Addrs {
+			s.metrics.announced.WithLabelValues(key, "layer2", s.opts.NodeName, addr.String()).Set(1)
+		}
+		if err := s.writeStatus(ctx, a); err != nil {
+			s.log.Error(err, "write ServiceL2Status", "service", key)
+		}
+	}
+	for key, a := range prev {
+		cur, still := owned[key]
+		for _, addr := range a.Addrs {
+			if !still || !containsAddr(cur.Addrs, addr) {
+				s.metrics.forget(key, s.opts.NodeName, addr)
+			}
+		}
+	}
+	s.deleteStatuses(ctx, owned)
+	return nil
+}
+
+func containsAddr(list []netip.Addr, a netip.Addr) bool {
+	for _, x := range list {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *speaker) event(ctx context.Context, svcKey, typ, reason, msg string) {
+	ns, name := splitKey(svcKey)
+	var svc corev1.Service
+	if err := s.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &svc); err != nil {
+		return
+	}
+	s.recorder.Eventf(&svc, nil, typ, reason, "Announce", "%s", msg)
+}
+
+func splitKey(k string) (string, string) {
+	for i := 0; i < len(k); i++ {
+		if k[i] == '/' {
+			return k[:i], k[i+1:]
+		}
+	}
+	return "", k
+}
+
+// writeStatus keeps one ServiceL2Status per owned Service.
+func (s *speaker) writeStatus(ctx context.Context, a Announcement) error {
+	ns, name := splitKey(a.Service)
+	var list metallbv1beta1.ServiceL2StatusList
+	if err := s.client.List(ctx, &list, client.InNamespace(s.opts.Namespace), client.MatchingLabels{
+		labelNode: s.opts.NodeName, labelServiceName: name, labelServiceNamespace: ns,
+	}); err != nil {
+		return err
+	}
+	var st *metallbv1beta1.ServiceL2Status
+	if len(list.Items) > 0 {
+		st = &list.Items[0]
+	} else {
+		st = &metallbv1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{
+			GenerateName: "l2-", Namespace: s.opts.Namespace,
+			Labels: map[string]string{labelNode: s.opts.NodeName, labelServiceName: name, labelServiceNamespace: ns},
+		}}
+		if err := s.client.Create(ctx, st); err != nil {
+			return err
+		}
+	}
+	var ifs []metallbv1beta1.InterfaceInfo
+	for _, i := range a.Interfaces {
+		ifs = append(ifs, metallbv1beta1.InterfaceInfo{Name: i})
+	}
+	want := metallbv1beta1.MetalLBServiceL2Status{Node: s.opts.NodeName, ServiceName: name, ServiceNamespace: ns, Interfaces: ifs}
+	if statusEqual(st.Status, want) {
+		return nil
+	}
+	st.Status = want
+	return s.client.Status().Update(ctx, st)
+}
+
+func statusEqual(a, b metallbv1beta1.MetalLBServiceL2Status) bool {
+	if a.Node != b.Node || a.ServiceName != b.ServiceName || a.ServiceNamespace != b.ServiceNamespace || len(a.Interfaces) != len(b.Interfaces) {
+		return false
+	}
+	for i := range a.Interfaces {
+		if a.Interfaces[i].Name != b.Interfaces[i].Name {
+			return false
+		}
+	}
+	return true
+}
+
+// deleteStatuses removes this node's ServiceL2Status objects for Services
+// it does not own (all of them when keep is nil).
+func (s *speaker) deleteStatuses(ctx context.Context, keep map[string]Announcement) {
+	var list metallbv1beta1.ServiceL2StatusList
+	if err := s.client.List(ctx, &list, client.InNamespace(s.opts.Namespace), client.MatchingLabels{labelNode: s.opts.NodeName}); err != nil {
+		return
+	}
+	for i := range list.Items {
+		st := &list.Items[i]
+		key := st.Labels[labelServiceNamespace] + "/" + st.Labels[labelServiceName]
+		if _, ok := keep[key]; ok {
+			continue
+		}
+		if err := s.client.Delete(ctx, st); err != nil && !apierrors.IsNotFound(err) {
+			s.log.Error(err, "delete ServiceL2Status", "name", st.Name)
+		}
+	}
+}
+
+// onConflict: another MAC answers for an address this node owns: a
+// duplicate address on the LAN, or two speakers that both think they own it.
+func (s *speaker) onConflict(iface string, addr netip.Addr, mac net.HardwareAddr) {
+	s.metrics.conflicts.WithLabelValues(addr.String()).Inc()
+	s.log.Info("address conflict: another host answers for an address this node announces",
+		"address", addr.String(), "interface", iface, "otherMAC", mac.String())
+	s.mu.Lock()
+	var svc string
+	for key, a := range s.owned {
+		if containsAddr(a.Addrs, addr) {
+			svc = key
+		}
+	}
+	s.mu.Unlock()
+	if svc != "" {
+		s.event(context.Background(), svc, corev1.EventTypeWarning, "AddressConflict",
+			fmt.Sprintf("another host (MAC %s) answers for %s on %s, which node %q announces: a duplicate address on the LAN, or a split brain", mac, addr, iface, s.opts.NodeName))
+	}
+}
+
+// writeState records the configuration outcome on ConfigurationState
+// "speaker-<node>".
+func (s *speaker) writeState(ctx context.Context, ps config.Problems) {
+	name := "speaker-" + s.opts.NodeName
+	var cs metallbv1beta1.ConfigurationState
+	key := types.NamespacedName{Namespace: s.opts.Namespace, Name: name}
+	if err := s.reader.Get(ctx, key, &cs); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return
+		}
+		cs = metallbv1beta1.ConfigurationState{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.opts.Namespace,
+			Labels: map[string]string{"metallb.io/component-type": "speaker", "metallb.io/node-name": s.opts.NodeName}}}
+		if err := s.client.Create(ctx, &cs); err != nil {
+			return
+		}
+	}
+	want := metallbv1beta1.ConfigurationResultValid
+	summary := ""
+	if len(ps) > 0 {
+		want, summary = metallbv1beta1.ConfigurationResultInvalid, ps.Error()
+	}
+	if cs.Status.Result == want && cs.Status.ErrorSummary == summary {
+		return
+	}
+	cs.Status.Result, cs.Status.ErrorSummary = want, summary
+	_ = s.client.Status().Update(ctx, &cs)
+}
