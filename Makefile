@@ -35,7 +35,7 @@ test-unit: ## unit tests only: tests that need the control plane skip themselves
 # without them having run.
 test: vet ## everything: unit tests, then tests against a real kube-apiserver and etcd
 	assets="$$(hack/testenv.sh)"; \
-	KUBEBUILDER_ASSETS="$$assets" HERALD_REQUIRE_ENVTEST=1 $(GO) test -count=1 -timeout 20m ./...
+	KUBEBUILDER_ASSETS="$$assets" HERALD_REQUIRE_ENVTEST=1 HERALD_REQUIRE_NETNS=1 $(GO) test -count=1 -timeout 20m ./...
 
 fuzz: ## run each fuzz target briefly
 	$(GO) test -run '^$$' -fuzz=. -fuzztime=30s ./internal/ipam/

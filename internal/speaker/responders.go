@@ -95,10 +95,10 @@ func (r *responders) start(key string) (responder, error) {
 	onConflict := func(a netip.Addr, mac net.HardwareAddr) { r.hooks.conflict(ifname, a, mac) }
 	switch fam {
 	case "arp":
-		resp, err = arp.NewResponder(arp.Options{Interface: ifi, Logger: r.log.With("interface", ifname, "protocol", "arp"),
+		resp, err = arp.NewResponder(arp.Options{Interface: ifi, Logger: r.log,
 			OnConflict: onConflict, OnRequest: r.hooks.request, OnReply: r.hooks.reply, OnGratuitous: r.hooks.gratuitous})
 	default:
-		resp, err = ndp.NewResponder(ndp.Options{Interface: ifi, Logger: r.log.With("interface", ifname, "protocol", "ndp"),
+		resp, err = ndp.NewResponder(ndp.Options{Interface: ifi, Logger: r.log,
 			OnConflict: onConflict, OnRequest: r.hooks.request, OnReply: r.hooks.reply, OnGratuitous: r.hooks.gratuitous})
 	}
 	if err != nil {
