@@ -634,19 +634,39 @@ func (s *speaker) deleteStatuses(ctx context.Context, keep map[string]Announceme
 
 // onConflict: another MAC answers for an address this node owns: a
 // duplicate address on the LAN, or two speakers that both think they own it.
+// During a handover the next owner announces a moment before this node has
+// seen the change, so the conflict counts only if the address is still this
+// node's after a fresh sync and a grace period.
 func (s *speaker) onConflict(iface string, addr netip.Addr, mac net.HardwareAddr) {
+	s.trigger()
+	go func() {
+		time.Sleep(conflictGrace)
+		if s.ownedService(addr) == "" {
+			return
+		}
+		s.reportConflict(iface, addr, mac)
+	}()
+}
+
+// conflictGrace is longer than a sync takes, shorter than a human notices.
+const conflictGrace = 2 * time.Second
+
+func (s *speaker) ownedService(addr netip.Addr) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, a := range s.owned {
+		if containsAddr(a.Addrs, addr) {
+			return key
+		}
+	}
+	return ""
+}
+
+func (s *speaker) reportConflict(iface string, addr netip.Addr, mac net.HardwareAddr) {
 	s.metrics.conflicts.WithLabelValues(addr.String()).Inc()
 	s.log.Info("address conflict: another host answers for an address this node announces",
 		"address", addr.String(), "interface", iface, "otherMAC", mac.String())
-	s.mu.Lock()
-	var svc string
-	for key, a := range s.owned {
-		if containsAddr(a.Addrs, addr) {
-			svc = key
-		}
-	}
-	s.mu.Unlock()
-	if svc != "" {
+	if svc := s.ownedService(addr); svc != "" {
 		s.event(context.Background(), svc, corev1.EventTypeWarning, "AddressConflict",
 			fmt.Sprintf("another host (MAC %s) answers for %s on %s, which node %q announces: a duplicate address on the LAN, or a split brain", mac, addr, iface, s.opts.NodeName))
 	}
