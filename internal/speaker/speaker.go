@@ -209,6 +209,7 @@ type speaker struct {
 	cfg     *config.Config // last valid configuration
 	owned   map[string]Announcement
 	cfgErrs string
+	readyAt time.Time
 }
 
 func (s *speaker) trigger() {
@@ -338,17 +339,31 @@ func nodeAddress(n *corev1.Node, like string) string {
 // ready reports whether the speaker may announce: it has joined the
 // membership, or waited out the join timeout alone. Announcing earlier is
 // how a restarted MetalLB speaker answered beside the owner.
+//
+// After joining it waits claimDelay more: the current owners must first
+// learn of this node through gossip and stop answering for the addresses
+// it wins, or both would answer for a moment. Their clients' caches keep
+// sending to them meanwhile, so the pause loses no traffic.
 func (s *speaker) ready() bool {
 	if s.ml == nil {
 		return true
 	}
 	select {
 	case <-s.ml.Ready():
-		return true
 	default:
 		return false
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.readyAt.IsZero() {
+		s.readyAt = time.Now()
+		time.AfterFunc(claimDelay, s.trigger)
+	}
+	return time.Since(s.readyAt) >= claimDelay
 }
+
+// claimDelay is a few gossip rounds of the fast profile plus a sync.
+const claimDelay = 500 * time.Millisecond
 
 // sync recomputes the plan and applies this node's part of it.
 func (s *speaker) sync(ctx context.Context) error {

@@ -15,27 +15,32 @@ import (
 )
 
 // announcedBy waits until the address is answered by exactly one node, that
-// node's backend answers curl through it, and its ServiceL2Status names it.
+// node's backend answers curl through it, and its ServiceL2Status names it;
+// all three must agree at once (right after a change they may still be
+// settling).
 func announcedBy(t *testing.T, l *lab.Lab, svc string, addr netip.Addr) string {
 	t.Helper()
-	ctx := ctxT(t, 30*time.Second)
-	owner, err := l.WaitAnnouncer(ctx, addr)
-	if err != nil {
-		t.Fatalf("%s: %v", addr, err)
-	}
-	macs, err := l.Neighbors(ctx, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(macs) != 1 {
-		t.Errorf("%s answered by %d MACs %v, want exactly one", addr, len(macs), macs)
-	}
-	if got := curlUntil(t, l, addr); got != owner {
-		t.Errorf("curl %s answered by %s, ARP/NDP by %s", addr, got, owner)
-	}
-	eventually(t, "ServiceL2Status of "+svc, 20*time.Second, func() (bool, string) {
+	ctx := ctxT(t, 45*time.Second)
+	var owner string
+	eventually(t, fmt.Sprintf("%s (%s) announced by one node, agreeing with curl and ServiceL2Status", svc, addr), 40*time.Second, func() (bool, string) {
+		var err error
+		owner, err = l.WaitAnnouncer(ctx, addr)
+		if err != nil {
+			return false, err.Error()
+		}
+		macs, err := l.Neighbors(ctx, addr)
+		if err != nil || len(macs) != 1 {
+			return false, fmt.Sprintf("answered by %v (%v)", macs, err)
+		}
+		got, err := l.Curl(ctx, addr, 80)
+		if err != nil || got != owner {
+			return false, fmt.Sprintf("curl answered by %q (%v), ARP/NDP by %s", got, err, owner)
+		}
 		st := l2Statuses(t, l, svc)
-		return len(st) == 1 && st[0] == owner, fmt.Sprintf("%v, want [%s]", st, owner)
+		if len(st) != 1 || st[0] != owner {
+			return false, fmt.Sprintf("ServiceL2Status %v, ARP/NDP by %s", st, owner)
+		}
+		return true, ""
 	})
 	return owner
 }
