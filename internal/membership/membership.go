@@ -1,0 +1,497 @@
+// Package membership tells a speaker which speakers are alive, using
+// hashicorp/memberlist (SWIM gossip with Lifeguard's refinements). The set
+// of live members is an input of the election: an address is announced by
+// the first live candidate of its ranking, so how fast a dead speaker drops
+// out of this set is how fast its addresses fail over.
+//
+// The default "fast" profile detects a speaker that dies hard in a few
+// hundred milliseconds on a LAN instead of memberlist's stock 5 to 8
+// seconds; see timing.go for the arithmetic and bench/membershipdetect for
+// measurements. The package knows nothing of Kubernetes: the caller supplies
+// the addresses of the peers to join.
+package membership
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Defaults and fixed intervals.
+const (
+	DefaultPort        = 7946
+	DefaultJoinTimeout = 3 * time.Second
+
+	// ProfileFast is the default: sub-second detection of a dead member.
+	ProfileFast = "fast"
+	// ProfileLAN is memberlist's stock LAN configuration, the one MetalLB
+	// runs with; kept for comparison.
+	ProfileLAN = "lan"
+
+	// While alone, peers are retried often: a speaker that starts first
+	// must find the others as soon as they come up.
+	retryAlone = time.Second
+	// Otherwise, peers that are not members are retried now and then: a
+	// partition that healed leaves two groups that each declared the other
+	// dead, and only a new join merges them again.
+	rejoinEvery = 15 * time.Second
+	// leaveOnCancel bounds the graceful leave done when Start's context
+	// ends.
+	leaveOnCancel = time.Second
+)
+
+// metaMarker is this package's node metadata. Peers without it are refused,
+// so a foreign memberlist on the same port (Docker Swarm uses 7946 too, or
+// MetalLB speakers during a migration) cannot merge into ours and be taken
+// for live Herald speakers.
+const metaMarker = "herald"
+
+// Config configures a Membership.
+type Config struct {
+	// NodeName is this member's unique name: the Kubernetes node name.
+	NodeName string
+	// BindAddr is the node's address; memberlist binds TCP and UDP to it
+	// and advertises it to peers.
+	BindAddr string
+	// BindPort is the TCP and UDP port; 0 means DefaultPort. Every member
+	// of a cluster uses the same port.
+	BindPort int
+	// SecretKey is the AES key (16, 24 or 32 bytes) that encrypts all
+	// traffic; nil means no encryption. Members with another key, or
+	// none, cannot join.
+	SecretKey []byte
+	// Peers returns the addresses (host or host:port) of the speakers to
+	// join. It is called, from a goroutine of its own, at start and
+	// periodically after: every second while this member is alone, every
+	// 15 s otherwise, when addresses that are not members' are joined
+	// again (a partition heals that way). It may be nil.
+	Peers func() []string
+	// JoinTimeout is how long a member that has found no peer waits
+	// before it considers itself alone and Ready; 0 means
+	// DefaultJoinTimeout.
+	JoinTimeout time.Duration
+	// Profile is ProfileFast (the default when empty) or ProfileLAN.
+	Profile string
+	// Logger receives this package's and memberlist's logs; nil discards.
+	Logger *slog.Logger
+}
+
+// Membership is one member of the speakers' memberlist cluster.
+type Membership struct {
+	cfg     Config
+	log     *slog.Logger
+	ready   chan struct{}
+	changes chan struct{}
+
+	readyOnce sync.Once
+
+	mu      sync.Mutex
+	ml      *memberlist.Memberlist // nil before Start
+	stopped chan struct{}          // closed by Leave or Shutdown
+	stop    sync.Once
+}
+
+// New validates cfg and fills in its defaults. Nothing listens before Start.
+func New(cfg Config) (*Membership, error) {
+	if cfg.NodeName == "" {
+		return nil, errors.New("membership: node name is required")
+	}
+	if _, err := netip.ParseAddr(cfg.BindAddr); err != nil {
+		return nil, fmt.Errorf("membership: bind address %q: %w", cfg.BindAddr, err)
+	}
+	if cfg.BindPort == 0 {
+		cfg.BindPort = DefaultPort
+	}
+	if cfg.BindPort < 1 || cfg.BindPort > 65535 {
+		return nil, fmt.Errorf("membership: bind port %d out of range", cfg.BindPort)
+	}
+	switch len(cfg.SecretKey) {
+	case 0, 16, 24, 32:
+	default:
+		return nil, fmt.Errorf("membership: secret key is %d bytes, want 16, 24 or 32", len(cfg.SecretKey))
+	}
+	switch {
+	case cfg.JoinTimeout == 0:
+		cfg.JoinTimeout = DefaultJoinTimeout
+	case cfg.JoinTimeout < 0:
+		return nil, fmt.Errorf("membership: negative join timeout %s", cfg.JoinTimeout)
+	}
+	if cfg.Profile == "" {
+		cfg.Profile = ProfileFast
+	}
+	if _, err := profileConfig(cfg.Profile); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.SecretKey = slices.Clone(cfg.SecretKey)
+	return &Membership{
+		cfg:     cfg,
+		log:     cfg.Logger.With("node", cfg.NodeName),
+		ready:   make(chan struct{}),
+		changes: make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+	}, nil
+}
+
+// profileConfig returns memberlist's configuration for a profile, before
+// the per-member fields are set.
+func profileConfig(profile string) (*memberlist.Config, error) {
+	c := memberlist.DefaultLANConfig()
+	switch profile {
+	case ProfileLAN:
+		return c, nil
+	case ProfileFast:
+	default:
+		return nil, fmt.Errorf("membership: unknown profile %q (want %q or %q)", profile, ProfileFast, ProfileLAN)
+	}
+	// One probe every 100 ms; a LAN answers in well under a millisecond,
+	// so 50 ms before falling back to indirect probes leaves room for a
+	// busy scheduler without slowing detection.
+	c.ProbeInterval = 100 * time.Millisecond
+	c.ProbeTimeout = 50 * time.Millisecond
+	// SuspicionMult 2 makes memberlist expect no confirmations (it wants
+	// SuspicionMult-2 of them), so the suspicion timeout is the fixed
+	// 2 × max(1, log10 n) × 100 ms = 200 ms up to 10 members, rather than
+	// a timeout that starts SuspicionMaxTimeoutMult times higher and
+	// shrinks only as other members confirm. A live but suspected member
+	// refutes within a gossip round or two, far inside 200 ms.
+	c.SuspicionMult = 2
+	// Gossip fast so that a death (or a refutation) spreads in tens of
+	// milliseconds; 3 peers per round as stock.
+	c.GossipInterval = 30 * time.Millisecond
+	c.GossipNodes = 3
+	// Each message is sent to RetransmitMult × ceil(log10(n+1)) gossip
+	// targets. Stock 4, not less: with 3 a leave reached 3 of 4 peers in
+	// one round and the fourth, on a miss, fell back to failure detection
+	// (a 663 ms graceful leave in bench/membershipdetect). At 30 ms
+	// rounds the extra datagrams cost nothing.
+	c.RetransmitMult = 4
+	// Two members relay an indirect probe: a direct probe that fails
+	// because of the path, not the target, does not raise a suspicion.
+	c.IndirectChecks = 2
+	// Joining and push-pull use TCP; on a LAN, 2 s is ample, and a peer
+	// address that black-holes must not stall joining the others for long.
+	c.TCPTimeout = 2 * time.Second
+	// Full state exchange stays at the stock 30 s: it is anti-entropy
+	// only, detection does not depend on it.
+	return c, nil
+}
+
+// Start creates the memberlist and begins joining the peers, retrying in
+// the background, then returns. The member runs until ctx ends, when it
+// leaves gracefully (within a second), or until Leave or Shutdown.
+func (m *Membership) Start(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ml != nil {
+		return errors.New("membership: already started")
+	}
+	select {
+	case <-m.stopped:
+		return errors.New("membership: already stopped")
+	default:
+	}
+
+	c, err := profileConfig(m.cfg.Profile)
+	if err != nil {
+		return err
+	}
+	c.Name = m.cfg.NodeName
+	c.BindAddr = m.cfg.BindAddr
+	c.BindPort = m.cfg.BindPort
+	c.AdvertisePort = m.cfg.BindPort
+	c.SecretKey = m.cfg.SecretKey
+	c.Delegate = delegate{}
+	c.Events = (*events)(m)
+	c.Alive = aliveFilter{}
+	c.Logger = log.New(logWriter{m.log}, "", 0)
+	ml, err := memberlist.Create(c)
+	if err != nil {
+		return fmt.Errorf("membership: start on %s: %w",
+			net.JoinHostPort(m.cfg.BindAddr, strconv.Itoa(m.cfg.BindPort)), err)
+	}
+	m.ml = ml
+	m.log.Info("memberlist started", "addr", ml.LocalNode().Address(), "profile", m.cfg.Profile,
+		"encrypted", len(m.cfg.SecretKey) > 0)
+
+	alone := time.AfterFunc(m.cfg.JoinTimeout, func() {
+		m.markReady("no peer joined within the join timeout; alone")
+	})
+	go m.joinLoop(ml)
+	go func() {
+		select {
+		case <-ctx.Done():
+			if err := m.Leave(leaveOnCancel); err != nil {
+				m.log.Warn("graceful leave", "err", err)
+			}
+		case <-m.stopped:
+		}
+		alone.Stop()
+	}()
+	return nil
+}
+
+// Ready is closed once this member has joined at least one peer (or a peer
+// joined it), or once JoinTimeout has passed with no peer.
+func (m *Membership) Ready() <-chan struct{} { return m.ready }
+
+// Changes receives a value after any member joins, leaves, fails or updates.
+// It holds at most one pending value: a reader that falls behind sees one
+// notification for many changes, and should read Members again.
+func (m *Membership) Changes() <-chan struct{} { return m.changes }
+
+// Members returns the names of the live members, this one included, sorted.
+// A member under suspicion still counts until it is declared dead, so one
+// lost datagram does not move addresses. Before Start, and after Leave or
+// Shutdown, it returns nil: a member that is out must not elect itself.
+func (m *Membership) Members() []string {
+	ml := m.memberlist()
+	if ml == nil {
+		return nil
+	}
+	nodes := ml.Members()
+	names := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		names = append(names, n.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Leave announces this member's departure, so that peers drop it at once
+// instead of waiting for failure detection, waits up to timeout for the
+// announcement to go out, then shuts down. It returns the announcement's
+// error, if any, after shutting down anyway.
+func (m *Membership) Leave(timeout time.Duration) error {
+	ml := m.memberlist()
+	if ml == nil {
+		return nil
+	}
+	var err error
+	m.stop.Do(func() {
+		// Stopped first: from now on Members is nil, so this speaker
+		// stops electing itself while its peers learn it is gone.
+		close(m.stopped)
+		m.notify()
+		if err = ml.Leave(timeout); err != nil {
+			err = fmt.Errorf("membership: leave: %w", err)
+		}
+		m.log.Info("left the memberlist")
+		if serr := ml.Shutdown(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("membership: shutdown: %w", serr))
+		}
+	})
+	return err
+}
+
+// Shutdown stops at once without announcing the departure: peers notice
+// only through failure detection, as they would a crash. Leave is the way
+// out in normal operation; Shutdown serves tests and benchmarks, which use
+// it to simulate a node dying.
+func (m *Membership) Shutdown() error {
+	ml := m.memberlist()
+	if ml == nil {
+		return nil
+	}
+	var err error
+	m.stop.Do(func() {
+		close(m.stopped)
+		m.notify()
+		if err = ml.Shutdown(); err != nil {
+			err = fmt.Errorf("membership: shutdown: %w", err)
+		}
+	})
+	return err
+}
+
+// memberlist returns the running memberlist, or nil before Start and after
+// a stop.
+func (m *Membership) memberlist() *memberlist.Memberlist {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	select {
+	case <-m.stopped:
+		return nil
+	default:
+		return m.ml
+	}
+}
+
+func (m *Membership) markReady(why string) {
+	m.readyOnce.Do(func() {
+		m.log.Info("membership ready", "reason", why)
+		close(m.ready)
+	})
+}
+
+func (m *Membership) notify() {
+	select {
+	case m.changes <- struct{}{}:
+	default: // a notification is already pending; it covers this change
+	}
+}
+
+// joinLoop joins the peers that are not members: at once, then every
+// retryAlone while alone and every rejoinEvery otherwise.
+func (m *Membership) joinLoop(ml *memberlist.Memberlist) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	attempts := 0
+	for {
+		select {
+		case <-m.stopped:
+			return
+		case <-t.C:
+		}
+		attempts++
+		m.join(ml, attempts == 1)
+		if ml.NumMembers() > 1 {
+			t.Reset(rejoinEvery)
+		} else {
+			t.Reset(retryAlone)
+		}
+	}
+}
+
+// join calls Join on every peer address that is not a live member's.
+// Failures are expected (peers not yet started, nodes without a speaker),
+// so only the first round logs them above debug level.
+func (m *Membership) join(ml *memberlist.Memberlist, first bool) {
+	if m.cfg.Peers == nil {
+		return
+	}
+	known := map[string]bool{}
+	for _, n := range ml.Members() {
+		known[n.Address()] = true
+	}
+	var todo []string
+	for _, p := range m.cfg.Peers() {
+		addr, err := peerAddr(p, m.cfg.BindPort)
+		if err != nil {
+			m.log.Warn("ignoring peer address", "peer", p, "err", err)
+			continue
+		}
+		if !known[addr] && !slices.Contains(todo, addr) {
+			todo = append(todo, addr)
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	n, err := ml.Join(todo)
+	level := slog.LevelDebug
+	if first {
+		level = slog.LevelInfo
+	}
+	m.log.Log(context.Background(), level, "joined peers", "contacted", n, "tried", len(todo), "err", err)
+}
+
+// peerAddr returns p as host:port, with the default port when p has none
+// and IP addresses in canonical form, to compare with members' addresses.
+func peerAddr(p string, defaultPort int) (string, error) {
+	host, port, err := net.SplitHostPort(p)
+	if err != nil {
+		// No port: a host name, an IPv4 or a bare IPv6 address.
+		host, port = p, strconv.Itoa(defaultPort)
+	}
+	if host == "" {
+		return "", errors.New("empty host")
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		host = a.Unmap().String()
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// events receives memberlist's notifications. memberlist calls it with its
+// own locks held, so it must not block.
+type events Membership
+
+func (e *events) NotifyJoin(n *memberlist.Node) {
+	m := (*Membership)(e)
+	if n.Name != m.cfg.NodeName {
+		m.log.Info("member joined", "member", n.Name, "addr", n.Address())
+		m.markReady("joined a peer")
+	}
+	m.notify()
+}
+
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	m := (*Membership)(e)
+	// memberlist does not tell a graceful leave from a failure here.
+	m.log.Info("member left or failed", "member", n.Name, "addr", n.Address())
+	m.notify()
+}
+
+func (e *events) NotifyUpdate(n *memberlist.Node) {
+	m := (*Membership)(e)
+	m.log.Debug("member updated", "member", n.Name, "addr", n.Address())
+	m.notify()
+}
+
+// aliveFilter refuses peers that are not Herald speakers (see metaMarker).
+// memberlist consults it for every alive message, including those merged
+// from a push-pull, so no path lets a foreign node in.
+type aliveFilter struct{}
+
+func (aliveFilter) NotifyAlive(n *memberlist.Node) error {
+	if string(n.Meta) != metaMarker {
+		return fmt.Errorf("node %q at %s is not a Herald speaker", n.Name, n.Address())
+	}
+	return nil
+}
+
+// delegate only supplies the metadata; speakers exchange no other data
+// over memberlist.
+type delegate struct{}
+
+func (delegate) NodeMeta(limit int) []byte {
+	if len(metaMarker) > limit {
+		return nil
+	}
+	return []byte(metaMarker)
+}
+func (delegate) NotifyMsg([]byte)                           {}
+func (delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (delegate) LocalState(join bool) []byte                { return nil }
+func (delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// logWriter turns memberlist's "[LEVEL] memberlist: message" lines into
+// slog records at the matching level.
+type logWriter struct{ log *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	line := strings.TrimRight(string(p), "\n")
+	level := slog.LevelInfo
+	for _, l := range []struct {
+		prefix string
+		level  slog.Level
+	}{
+		{"[DEBUG] ", slog.LevelDebug},
+		{"[INFO] ", slog.LevelInfo},
+		{"[WARN] ", slog.LevelWarn},
+		{"[ERR] ", slog.LevelError},
+		{"[ERROR] ", slog.LevelError},
+	} {
+		if rest, ok := strings.CutPrefix(line, l.prefix); ok {
+			level, line = l.level, rest
+			break
+		}
+	}
+	line = strings.TrimPrefix(line, "memberlist: ")
+	w.log.Log(context.Background(), level, line, "component", "memberlist")
+	return len(p), nil
+}
