@@ -119,11 +119,11 @@ func (s spread) metrics() []report.Metric {
 	r := func(v float64) float64 { return math.Round(v*100) / 100 }
 	return []report.Metric{
 		{Name: "ideal", Unit: "addr/node", Value: r(s.ideal)},
-		{Name: "max", Unit: "mean", Value: r(s.maxMean)},
-		{Name: "max", Unit: "worst trial", Value: s.maxWorst},
-		{Name: "min", Unit: "mean", Value: r(s.minMean)},
-		{Name: "stddev", Unit: "mean", Value: r(s.sdMean)},
-		{Name: "max ÷ ideal", Unit: "mean", Value: r(s.maxMean / s.ideal)},
+		{Name: "max, mean", Unit: "addr", Value: r(s.maxMean)},
+		{Name: "max, worst trial", Unit: "addr", Value: s.maxWorst},
+		{Name: "min, mean", Unit: "addr", Value: r(s.minMean)},
+		{Name: "stddev, mean", Unit: "addr", Value: r(s.sdMean)},
+		{Name: "max ÷ ideal, mean", Unit: "", Value: r(s.maxMean / s.ideal)},
 		{Name: "moved, node removed", Unit: "%", Value: r(s.movedRemove)},
 		{Name: "moved, node added", Unit: "%", Value: r(s.movedAdd)},
 		{Name: "moved, address added", Unit: "%", Value: r(s.movedKey)},
