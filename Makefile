@@ -46,3 +46,11 @@ clean:
 bench-controller: build ## controller end to end against a real API server: writes bench/results/controller.{json,md}
 	assets="$$(hack/testenv.sh)"; \
 	KUBEBUILDER_ASSETS="$$assets" $(GO) run ./bench/controllerbench
+
+.PHONY: lab lab-down
+lab: build ## Herald on a LAN of network namespaces: addresses, ARP/NDP, curl, a measured failover (root; LAB_FLAGS=--hold keeps it up)
+	assets="$$(hack/testenv.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" bin/herald lab $(LAB_FLAGS)
+
+lab-down: build ## remove whatever a killed `make lab` left behind (namespaces, processes, files)
+	bin/herald lab-down
