@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -56,6 +57,10 @@ const (
 // MetalLB speakers during a migration) cannot merge into ours and be taken
 // for live Herald speakers.
 const metaMarker = "herald"
+
+// metaDown marks a member whose data plane is down: it is alive, but its
+// announcing interfaces have no carrier, so it must not be elected.
+const metaDown = metaMarker + ";down"
 
 // Config configures a Membership.
 type Config struct {
@@ -100,6 +105,8 @@ type Membership struct {
 	ml      *memberlist.Memberlist // nil before Start
 	stopped chan struct{}          // closed by Leave or Shutdown
 	stop    sync.Once
+
+	delegate delegate
 }
 
 // New validates cfg and fills in its defaults. Nothing listens before Start.
@@ -214,7 +221,7 @@ func (m *Membership) Start(ctx context.Context) error {
 	c.BindPort = m.cfg.BindPort
 	c.AdvertisePort = m.cfg.BindPort
 	c.SecretKey = m.cfg.SecretKey
-	c.Delegate = delegate{}
+	c.Delegate = &m.delegate
 	c.Events = (*events)(m)
 	c.Alive = aliveFilter{}
 	c.Logger = log.New(logWriter{m.log}, "", 0)
@@ -265,6 +272,9 @@ func (m *Membership) Members() []string {
 	nodes := ml.Members()
 	names := make([]string, 0, len(nodes))
 	for _, n := range nodes {
+		if string(n.Meta) == metaDown {
+			continue
+		}
 		names = append(names, n.Name)
 	}
 	slices.Sort(names)
@@ -448,26 +458,54 @@ func (e *events) NotifyUpdate(n *memberlist.Node) {
 type aliveFilter struct{}
 
 func (aliveFilter) NotifyAlive(n *memberlist.Node) error {
-	if string(n.Meta) != metaMarker {
+	if meta := string(n.Meta); meta != metaMarker && meta != metaDown {
 		return fmt.Errorf("node %q at %s is not a Herald speaker", n.Name, n.Address())
 	}
 	return nil
 }
 
-// delegate only supplies the metadata; speakers exchange no other data
-// over memberlist.
-type delegate struct{}
+// delegate only supplies the metadata (the marker, and whether the data
+// plane is down); speakers exchange no other data over memberlist.
+type delegate struct{ down atomic.Bool }
 
-func (delegate) NodeMeta(limit int) []byte {
-	if len(metaMarker) > limit {
+func (d *delegate) NodeMeta(limit int) []byte {
+	meta := metaMarker
+	if d.down.Load() {
+		meta = metaDown
+	}
+	if len(meta) > limit {
 		return nil
 	}
-	return []byte(metaMarker)
+	return []byte(meta)
 }
-func (delegate) NotifyMsg([]byte)                           {}
-func (delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (delegate) LocalState(join bool) []byte                { return nil }
-func (delegate) MergeRemoteState(buf []byte, join bool)     {}
+func (*delegate) NotifyMsg([]byte)                           {}
+func (*delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (*delegate) LocalState(join bool) []byte                { return nil }
+func (*delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// SetDataPlane tells the other members whether this node can carry
+// traffic. A member whose data plane is down stays a member (it keeps
+// gossiping over whatever path it has) but is left out of Members(), here
+// and on every peer, so that the addresses it owned move at once.
+func (m *Membership) SetDataPlane(up bool) error {
+	if m.delegate.down.Swap(!up) == !up {
+		return nil
+	}
+	m.notify()
+	ml := m.memberlist()
+	if ml == nil {
+		return nil
+	}
+	return ml.UpdateNode(time.Second)
+}
+
+// Rejoin tries the peers at once, for a node whose link has just come back:
+// it must hear of the others before it claims addresses again.
+func (m *Membership) Rejoin() {
+	if ml := m.memberlist(); ml != nil {
+		go m.join(ml, false)
+	}
+}
 
 // logWriter turns memberlist's "[LEVEL] memberlist: message" lines into
 // slog records at the matching level.

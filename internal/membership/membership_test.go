@@ -492,3 +492,21 @@ func TestRestartRejoins(t *testing.T) {
 		})
 	}
 }
+
+// A member whose data plane goes down stays in the cluster but is left out
+// of Members() everywhere, and comes back when it is up again.
+func TestDataPlaneDown(t *testing.T) {
+	ms := cluster(t, newLogs(t), 60, ProfileFast, nil)
+	if err := ms[2].SetDataPlane(false); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		waitMembers(t, m, "a", "b")
+	}
+	if err := ms[2].SetDataPlane(true); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		waitMembers(t, m, "a", "b", "c")
+	}
+}

