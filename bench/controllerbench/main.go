@@ -38,12 +38,11 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/herald-lb/herald/bench/report"
+	"github.com/herald-lb/herald/internal/kubeconfig"
 )
 
 // stringList is a repeatable flag.
@@ -209,7 +208,7 @@ func startControlPlane(assets, crds, tmp string) (*controlPlane, error) {
 		return nil, fmt.Errorf("start control plane: %w", err)
 	}
 	cp := &controlPlane{env: env, cfg: cfg, kubeconfig: filepath.Join(tmp, "kubeconfig")}
-	if err := writeKubeconfig(cfg, cp.kubeconfig); err != nil {
+	if err := kubeconfig.Write(cfg, cp.kubeconfig); err != nil {
 		cp.stop()
 		return nil, fmt.Errorf("write kubeconfig: %w", err)
 	}
@@ -228,17 +227,6 @@ func (cp *controlPlane) stop() {
 	if err := cp.env.Stop(); err != nil {
 		slog.Error("stop control plane", "err", err)
 	}
-}
-
-func writeKubeconfig(cfg *rest.Config, path string) error {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["envtest"] = &clientcmdapi.AuthInfo{
-		ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken,
-	}
-	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "envtest"}
-	kc.CurrentContext = "envtest"
-	return clientcmd.WriteToFile(*kc, path)
 }
 
 // controllerProc is the herald controller process.

@@ -22,10 +22,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/herald-lb/herald/internal/kubeconfig"
 )
 
 // Cluster ranges for Service ClusterIPs. No traffic ever goes to them (there
@@ -76,7 +75,7 @@ func (l *Lab) startControlPlane() error {
 		return fmt.Errorf("API server at %s: want a loopback IP address and port", l.apiAddr)
 	}
 	l.kubeconfig = filepath.Join(l.dir, "kubeconfig")
-	if err := writeKubeconfig(cfg, l.kubeconfig); err != nil {
+	if err := kubeconfig.Write(cfg, l.kubeconfig); err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
@@ -85,17 +84,6 @@ func (l *Lab) startControlPlane() error {
 	}
 	l.client = cs
 	return nil
-}
-
-func writeKubeconfig(cfg *rest.Config, path string) error {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["lab"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["lab"] = &clientcmdapi.AuthInfo{
-		ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken,
-	}
-	kc.Contexts["lab"] = &clientcmdapi.Context{Cluster: "lab", AuthInfo: "lab"}
-	kc.CurrentContext = "lab"
-	return clientcmd.WriteToFile(*kc, path)
 }
 
 // startForwarders opens, in every node namespace, a listener at the API

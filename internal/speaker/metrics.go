@@ -4,11 +4,6 @@ import (
 	"net/netip"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-
-	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
-	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
 )
 
 // metrics are the speaker's Layer 2 metrics, with MetalLB's names. Series
@@ -43,14 +38,4 @@ func (m *metrics) forget(svc, node string, a netip.Addr) {
 	m.responses.DeleteLabelValues(ip)
 	m.gratuitous.DeleteLabelValues(ip)
 	m.conflicts.DeleteLabelValues(ip)
-}
-
-func scheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, metallbv1beta1.AddToScheme, metallbv1beta2.AddToScheme} {
-		if err := add(s); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
 }

@@ -102,7 +102,6 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-
 // TestPlanDeterministic: every speaker computes the same owners whatever
 // order its inputs come in.
 func TestPlanDeterministic(t *testing.T) {

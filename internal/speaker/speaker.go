@@ -36,6 +36,7 @@ import (
 	"github.com/herald-lb/herald/internal/config"
 	"github.com/herald-lb/herald/internal/configsource"
 	"github.com/herald-lb/herald/internal/membership"
+	"github.com/herald-lb/herald/internal/scheme"
 )
 
 // Options configure a speaker.
@@ -83,13 +84,13 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if opts.MLBindPort == 0 {
 		opts.MLBindPort = 7946
 	}
-	scheme, err := scheme()
+	sch, err := scheme.New()
 	if err != nil {
 		return err
 	}
 	inNS := map[string]cache.Config{opts.Namespace: {}}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: scheme,
+		Scheme: sch,
 		Logger: opts.Log,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&metallbv1beta1.IPAddressPool{}:    {Namespaces: inNS},
@@ -115,8 +116,8 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		opts: opts, client: mgr.GetClient(), reader: mgr.GetAPIReader(),
 		recorder: mgr.GetEventRecorder("metallb-speaker"),
 		log:      opts.Log, metrics: newMetrics(reg),
-		kick:     make(chan struct{}, 1),
-		owned:    map[string]Announcement{},
+		kick:  make(chan struct{}, 1),
+		owned: map[string]Announcement{},
 	}
 	// Every watched change kicks one sync; the sync looks at everything.
 	kick := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []ctrl.Request {
