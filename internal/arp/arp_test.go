@@ -2,7 +2,6 @@ package arp
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"net"
 	"net/netip"
@@ -12,13 +11,14 @@ import (
 	"time"
 
 	"github.com/herald-lb/herald/internal/l2frame"
+	"github.com/herald-lb/herald/internal/l2frame/nstest"
 )
 
 // Documentation MACs (RFC 7042) and addresses.
 var (
-	nodeMAC   = mustMAC("00:00:5e:00:53:01")
-	clientMAC = mustMAC("00:00:5e:00:53:02")
-	otherMAC  = mustMAC("00:00:5e:00:53:03")
+	nodeMAC   = nstest.MustMAC("00:00:5e:00:53:01")
+	clientMAC = nstest.MustMAC("00:00:5e:00:53:02")
+	otherMAC  = nstest.MustMAC("00:00:5e:00:53:03")
 	nodeIP    = netip.MustParseAddr("192.0.2.1")
 	clientIP  = netip.MustParseAddr("192.0.2.2")
 	vip       = netip.MustParseAddr("192.0.2.100")
@@ -30,11 +30,11 @@ var (
 // Frames captured with tcpdump between two namespaces: arping asking for
 // 192.0.2.1 and the Linux kernel's reply.
 var (
-	arpingRequest = mustHex(`
+	arpingRequest = nstest.MustHex(`
 		ffff ffff ffff 0000 5e00 5302 0806 0001
 		0800 0604 0001 0000 5e00 5302 c000 0202
 		ffff ffff ffff c000 0201`)
-	kernelReply = mustHex(`
+	kernelReply = nstest.MustHex(`
 		0000 5e00 5302 0000 5e00 5301 0806 0001
 		0800 0604 0002 0000 5e00 5301 c000 0201
 		0000 5e00 5302 c000 0202`)
@@ -67,7 +67,7 @@ func TestParseKernelFrames(t *testing.T) {
 func TestReplyMatchesKernel(t *testing.T) {
 	r := testResponder(t, Options{})
 	r.SetAddresses([]netip.Addr{nodeIP})
-	reply, addr := r.answer(arpingRequest, time.Now())
+	reply, addr := r.Answer(arpingRequest, time.Now())
 	want := l2frame.Pad(slices.Clone(kernelReply))
 	if !bytes.Equal(reply, want) || addr != nodeIP {
 		t.Errorf("reply for %v:\n got %x\nwant %x", addr, reply, want)
@@ -77,13 +77,13 @@ func TestReplyMatchesKernel(t *testing.T) {
 func TestGratuitousFrames(t *testing.T) {
 	request, reply := GratuitousFrames(nodeMAC, vip)
 	pad := strings.Repeat("00", l2frame.MinFrameLen-42)
-	wantRequest := mustHex(`
+	wantRequest := nstest.MustHex(`
 		ffff ffff ffff 0000 5e00 5301 0806
 		0001 0800 06 04 0001
 		0000 5e00 5301 c000 0264
 		0000 0000 0000 c000 0264` + pad)
 	// Target MAC = sender MAC: Linux treats a reply as gratuitous only then.
-	wantReply := mustHex(`
+	wantReply := nstest.MustHex(`
 		ffff ffff ffff 0000 5e00 5301 0806
 		0001 0800 06 04 0002
 		0000 5e00 5301 c000 0264
@@ -125,114 +125,72 @@ func TestParsePacketRejects(t *testing.T) {
 
 func TestAnswer(t *testing.T) {
 	request := func(dst net.HardwareAddr, p Packet) []byte { return Frame(dst, p.SenderMAC, p) }
-	tests := []struct {
-		name         string
-		frame        []byte
-		wantReply    []byte
-		wantConflict string // MAC reported, "" for none
-	}{
+	tests := []nstest.AnswerCase{
 		{
-			name:      "broadcast request for an owned address",
-			frame:     request(l2frame.Broadcast, Packet{OpRequest, clientMAC, clientIP, zeroMAC, vip}),
-			wantReply: Frame(clientMAC, nodeMAC, Packet{OpReply, nodeMAC, vip, clientMAC, clientIP}),
+			Name:      "broadcast request for an owned address",
+			Frame:     request(l2frame.Broadcast, Packet{OpRequest, clientMAC, clientIP, zeroMAC, vip}),
+			WantReply: Frame(clientMAC, nodeMAC, Packet{OpReply, nodeMAC, vip, clientMAC, clientIP}),
 		},
 		{
-			name:      "unicast request to our MAC (a cache refresh)",
-			frame:     request(nodeMAC, Packet{OpRequest, clientMAC, clientIP, nodeMAC, vip}),
-			wantReply: Frame(clientMAC, nodeMAC, Packet{OpReply, nodeMAC, vip, clientMAC, clientIP}),
+			Name:      "unicast request to our MAC (a cache refresh)",
+			Frame:     request(nodeMAC, Packet{OpRequest, clientMAC, clientIP, nodeMAC, vip}),
+			WantReply: Frame(clientMAC, nodeMAC, Packet{OpReply, nodeMAC, vip, clientMAC, clientIP}),
 		},
 		{
-			name:      "probe from 0.0.0.0 is defended",
-			frame:     request(l2frame.Broadcast, Packet{OpRequest, clientMAC, zeroIP, zeroMAC, vip}),
-			wantReply: Frame(clientMAC, nodeMAC, Packet{OpReply, nodeMAC, vip, clientMAC, zeroIP}),
+			Name:      "probe from 0.0.0.0 is defended",
+			Frame:     request(l2frame.Broadcast, Packet{OpRequest, clientMAC, zeroIP, zeroMAC, vip}),
+			WantReply: Frame(clientMAC, nodeMAC, Packet{OpReply, nodeMAC, vip, clientMAC, zeroIP}),
 		},
 		{
-			name:  "request for an address not owned",
-			frame: request(l2frame.Broadcast, Packet{OpRequest, clientMAC, clientIP, zeroMAC, unowned}),
+			Name:  "request for an address not owned",
+			Frame: request(l2frame.Broadcast, Packet{OpRequest, clientMAC, clientIP, zeroMAC, unowned}),
 		},
 		{
-			name:  "unicast request to another host",
-			frame: request(otherMAC, Packet{OpRequest, clientMAC, clientIP, zeroMAC, vip}),
+			Name:  "unicast request to another host",
+			Frame: request(otherMAC, Packet{OpRequest, clientMAC, clientIP, zeroMAC, vip}),
 		},
 		{
-			name:  "reply for an owned address is not answered",
-			frame: request(nodeMAC, Packet{OpReply, clientMAC, clientIP, nodeMAC, vip}),
+			Name:  "reply for an owned address is not answered",
+			Frame: request(nodeMAC, Packet{OpReply, clientMAC, clientIP, nodeMAC, vip}),
 		},
 		{
-			name:  "our own frame",
-			frame: request(l2frame.Broadcast, Packet{OpRequest, nodeMAC, vip, zeroMAC, vip}),
+			Name:  "our own frame",
+			Frame: request(l2frame.Broadcast, Packet{OpRequest, nodeMAC, vip, zeroMAC, vip}),
 		},
 		{
-			name:         "gratuitous request from another MAC",
-			frame:        request(l2frame.Broadcast, Packet{OpRequest, otherMAC, vip, zeroMAC, vip}),
-			wantConflict: otherMAC.String(),
+			Name:         "gratuitous request from another MAC",
+			Frame:        request(l2frame.Broadcast, Packet{OpRequest, otherMAC, vip, zeroMAC, vip}),
+			WantConflict: "192.0.2.100 " + otherMAC.String(),
 		},
 		{
-			name:         "gratuitous reply from another MAC",
-			frame:        request(l2frame.Broadcast, Packet{OpReply, otherMAC, vip, otherMAC, vip}),
-			wantConflict: otherMAC.String(),
+			Name:         "gratuitous reply from another MAC",
+			Frame:        request(l2frame.Broadcast, Packet{OpReply, otherMAC, vip, otherMAC, vip}),
+			WantConflict: "192.0.2.100 " + otherMAC.String(),
 		},
 		{
-			name:         "reply from another MAC claiming an owned address",
-			frame:        request(clientMAC, Packet{OpReply, otherMAC, vip, clientMAC, clientIP}),
-			wantConflict: otherMAC.String(),
+			Name:         "reply from another MAC claiming an owned address",
+			Frame:        request(clientMAC, Packet{OpReply, otherMAC, vip, clientMAC, clientIP}),
+			WantConflict: "192.0.2.100 " + otherMAC.String(),
 		},
 		{
-			name:  "gratuitous request for an address not owned",
-			frame: request(l2frame.Broadcast, Packet{OpRequest, otherMAC, unowned, zeroMAC, unowned}),
+			Name:  "gratuitous request for an address not owned",
+			Frame: request(l2frame.Broadcast, Packet{OpRequest, otherMAC, unowned, zeroMAC, unowned}),
 		},
 		{
-			name:  "not ARP",
-			frame: l2frame.Pad(l2frame.Header{Dst: l2frame.Broadcast, Src: clientMAC, EtherType: 0x0800}.Append(nil)),
+			Name:  "not ARP",
+			Frame: l2frame.Pad(l2frame.Header{Dst: l2frame.Broadcast, Src: clientMAC, EtherType: 0x0800}.Append(nil)),
 		},
 		{
-			name:  "truncated",
-			frame: request(l2frame.Broadcast, Packet{OpRequest, clientMAC, clientIP, zeroMAC, vip})[:30],
+			Name:  "truncated",
+			Frame: request(l2frame.Broadcast, Packet{OpRequest, clientMAC, clientIP, zeroMAC, vip})[:30],
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var conflicts []string
-			r := testResponder(t, Options{OnConflict: func(a netip.Addr, mac net.HardwareAddr) {
-				if a != vip {
-					t.Errorf("conflict for %v", a)
-				}
-				conflicts = append(conflicts, mac.String())
-			}})
-			r.SetAddresses([]netip.Addr{vip})
-			reply, addr := r.answer(tt.frame, time.Now())
-			if !bytes.Equal(reply, tt.wantReply) {
-				t.Errorf("reply\n got %x\nwant %x", reply, tt.wantReply)
-			}
-			if reply != nil && addr != vip {
-				t.Errorf("reply for %v, want %v", addr, vip)
-			}
-			var want []string
-			if tt.wantConflict != "" {
-				want = []string{tt.wantConflict}
-			}
-			if !slices.Equal(conflicts, want) {
-				t.Errorf("conflicts %v, want %v", conflicts, want)
-			}
-		})
-	}
+	nstest.CheckAnswers(t, newResponder, nodeMAC, vip, tests)
 }
 
 func TestConflictRateLimit(t *testing.T) {
-	var got []time.Duration
-	t0 := time.Unix(1000, 0)
-	var now time.Time
-	r := testResponder(t, Options{OnConflict: func(netip.Addr, net.HardwareAddr) { got = append(got, now.Sub(t0)) }})
-	r.SetAddresses([]netip.Addr{vip})
 	garp := Frame(l2frame.Broadcast, otherMAC, Packet{OpRequest, otherMAC, vip, zeroMAC, vip})
-	for _, at := range []time.Duration{0, time.Second, 9 * time.Second, 10 * time.Second, 15 * time.Second, 21 * time.Second} {
-		now = t0.Add(at)
-		r.answer(garp, now)
-	}
-	want := []time.Duration{0, 10 * time.Second, 21 * time.Second}
-	if !slices.Equal(got, want) {
-		t.Errorf("conflicts reported at %v, want %v", got, want)
-	}
+	nstest.CheckConflictLimit(t, newResponder, nodeMAC, vip, garp)
 }
 
 func TestSetAddressesKeepsIPv4(t *testing.T) {
@@ -250,45 +208,15 @@ func TestSetAddressesKeepsIPv4(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	if _, err := newResponder(Options{}); err == nil {
-		t.Error("no interface accepted")
-	}
-	if _, err := newResponder(Options{Interface: &net.Interface{Name: "tun0"}}); err == nil {
-		t.Error("interface without a MAC accepted")
-	}
-	r := testResponder(t, Options{})
-	if r.opts.RefreshInterval != DefaultRefreshInterval || r.opts.BurstCount != DefaultBurstCount || r.opts.BurstInterval != DefaultBurstInterval {
-		t.Errorf("defaults not applied: %+v", r.opts)
-	}
+	nstest.CheckOptions(t, newResponder, DefaultRefreshInterval, DefaultBurstCount, DefaultBurstInterval)
 }
 
 func testResponder(t *testing.T, opts Options) *Responder {
 	t.Helper()
-	opts.Interface = &net.Interface{Index: 2, Name: "test0", HardwareAddr: nodeMAC}
-	r, err := newResponder(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return nstest.TestResponder(t, newResponder, nodeMAC, opts)
 }
 
 func equalPacket(a, b Packet) bool {
 	return a.Op == b.Op && bytes.Equal(a.SenderMAC, b.SenderMAC) && a.SenderIP == b.SenderIP &&
 		bytes.Equal(a.TargetMAC, b.TargetMAC) && a.TargetIP == b.TargetIP
-}
-
-func mustMAC(s string) net.HardwareAddr {
-	m, err := net.ParseMAC(s)
-	if err != nil {
-		panic(err)
-	}
-	return m
-}
-
-func mustHex(s string) []byte {
-	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
-	if err != nil {
-		panic(err)
-	}
-	return b
 }

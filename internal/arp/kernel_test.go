@@ -1,7 +1,6 @@
 package arp_test
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -28,16 +27,7 @@ var (
 	staleMAC = "00:00:5e:00:53:99"
 )
 
-const (
-	burstCount    = 3
-	burstInterval = 50 * time.Millisecond
-	refresh       = 400 * time.Millisecond
-)
-
-type conflict struct {
-	addr netip.Addr
-	mac  string
-}
+var pacing = nstest.Pacing{BurstCount: 3, BurstInterval: 50 * time.Millisecond, Refresh: 400 * time.Millisecond}
 
 // TestKernel runs a Responder in a namespace "node" whose veth has no IP
 // address and talks to it from a namespace "client" with the real arping and
@@ -49,40 +39,18 @@ func TestKernel(t *testing.T) {
 	// Lets arping -U send as the VIP without the client owning it.
 	nstest.Sysctl(t, client.NS, "net.ipv4.ip_nonlocal_bind", "1")
 
-	conflicts := make(chan conflict, 16)
-	var r *arp.Responder
-	if err := nstest.Do(node.NS, func() error {
-		ifi, err := net.InterfaceByName(node.Name)
-		if err != nil {
-			return err
-		}
-		r, err = arp.NewResponder(arp.Options{
-			Interface:       ifi,
-			BurstCount:      burstCount,
-			BurstInterval:   burstInterval,
-			RefreshInterval: refresh,
-			OnConflict: func(a netip.Addr, mac net.HardwareAddr) {
-				conflicts <- conflict{a, mac.String()}
-			},
-		})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
+	conflicts, onConflict := nstest.Conflicts()
+	r := nstest.Start(t, node, arp.NewResponder, arp.Options{
+		BurstCount:      pacing.BurstCount,
+		BurstInterval:   pacing.BurstInterval,
+		RefreshInterval: pacing.Refresh,
+		OnConflict:      onConflict,
 	})
 
 	t.Run("gratuitous burst replaces a stale cache entry", func(t *testing.T) {
 		nstest.MustExec(t, client.NS, "ip", "neigh", "add", vip.String(), "lladdr", staleMAC, "dev", client.Name, "nud", "stale")
 		r.SetAddresses([]netip.Addr{vip})
-		waitFor(t, 2*time.Second, "client cache entry for "+vip.String()+" to hold "+node.MAC.String(), func() (bool, string) {
+		nstest.WaitFor(t, 2*time.Second, "client cache entry for "+vip.String()+" to hold "+node.MAC.String(), func() (bool, string) {
 			out := nstest.MustExec(t, client.NS, "ip", "neigh", "show", vip.String(), "dev", client.Name)
 			return strings.Contains(out, node.MAC.String()), out
 		})
@@ -105,29 +73,9 @@ func TestKernel(t *testing.T) {
 	t.Run("burst then refresh, decoded independently", func(t *testing.T) {
 		c := capture(t, client)
 		r.SetAddresses([]netip.Addr{vip, vip2})
-		rounds := c.rounds(t, vip2, node.MAC, 900*time.Millisecond)
-		if len(rounds) < burstCount+1 {
-			t.Fatalf("got %d rounds for %s in 900ms, want a burst of %d and a refresh: %v", len(rounds), vip2, burstCount, rounds)
-		}
-		// Exact spacing is checked with a fake clock in package l2frame; the
-		// timestamps here are taken by a reader goroutine and jitter under
-		// load, so they only tell a burst from a refresh.
-		for i := 1; i < burstCount; i++ {
-			if gap := rounds[i].Sub(rounds[i-1]); gap > refresh/2 {
-				t.Errorf("burst round %d came %v after the previous one, want about %v", i+1, gap, burstInterval)
-			}
-		}
-		if gap := rounds[burstCount].Sub(rounds[burstCount-1]); gap < refresh/2 {
-			t.Errorf("refresh came %v after the burst, want about %v", gap, refresh)
-		}
-
-		// Within less than a refresh interval, only a burst yields several.
-		t.Log("Announce forces a new burst")
-		r.Announce(vip2)
-		rounds = c.rounds(t, vip2, node.MAC, refresh*3/4)
-		if len(rounds) < burstCount {
-			t.Errorf("got %d rounds within %v of Announce, want %d", len(rounds), refresh*3/4, burstCount)
-		}
+		nstest.CheckBurstThenRefresh(t, r, vip2, pacing, func(d time.Duration) []time.Time {
+			return c.rounds(t, vip2, node.MAC, d)
+		})
 	})
 
 	parent := t
@@ -139,14 +87,7 @@ func TestKernel(t *testing.T) {
 			t.Fatal(err)
 		}
 		parent.Cleanup(func() { _ = cmd.Wait() })
-		select {
-		case c := <-conflicts:
-			if c.addr != vip || c.mac != client.MAC.String() {
-				t.Errorf("conflict %v from %s, want %v from %s", c.addr, c.mac, vip, client.MAC)
-			}
-		case <-time.After(2 * time.Second):
-			t.Fatal("no conflict reported")
-		}
+		nstest.WantConflict(t, conflicts, vip, client.MAC)
 	})
 
 	t.Run("no reply once the address is removed", func(t *testing.T) {
@@ -167,21 +108,6 @@ func arpingNoReply(t *testing.T, client nstest.Link, addr netip.Addr) {
 	}
 }
 
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s; last: %s", limit, what, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // arpCapture reads ARP frames in the client namespace.
 type arpCapture struct {
 	conn *packet.Conn
@@ -189,19 +115,7 @@ type arpCapture struct {
 
 func capture(t *testing.T, l nstest.Link) *arpCapture {
 	t.Helper()
-	var c arpCapture
-	if err := nstest.Do(l.NS, func() error {
-		ifi, err := net.InterfaceByName(l.Name)
-		if err != nil {
-			return err
-		}
-		c.conn, err = packet.Listen(ifi, packet.Raw, int(l2frame.EtherTypeARP), nil)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.conn.Close() })
-	return &c
+	return &arpCapture{conn: nstest.Listen(t, l, l2frame.EtherTypeARP)}
 }
 
 // rounds reads for d and returns when each gratuitous round for addr (a
@@ -211,21 +125,12 @@ func (c *arpCapture) rounds(t *testing.T, addr netip.Addr, mac net.HardwareAddr,
 	t.Helper()
 	var out []time.Time
 	pendingRequest := false
-	deadline := time.Now().Add(d)
-	buf := make([]byte, 1600)
-	for {
-		if err := c.conn.SetReadDeadline(deadline); err != nil {
-			t.Fatal(err)
-		}
-		n, _, err := c.conn.ReadFrom(buf)
-		if err != nil {
-			return out
-		}
-		pkt := gopacket.NewPacket(buf[:n], layers.LayerTypeEthernet, gopacket.Default)
+	nstest.ReadFor(t, c.conn, d, func(frame []byte) bool {
+		pkt := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default)
 		eth, _ := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
 		a, _ := pkt.Layer(layers.LayerTypeARP).(*layers.ARP)
 		if eth == nil || a == nil || netip.AddrFrom4([4]byte(a.SourceProtAddress)) != addr {
-			continue
+			return true
 		}
 		if !l2frame.IsBroadcast(eth.DstMAC) || eth.SrcMAC.String() != mac.String() ||
 			net.HardwareAddr(a.SourceHwAddress).String() != mac.String() ||
@@ -245,5 +150,7 @@ func (c *arpCapture) rounds(t *testing.T, addr netip.Addr, mac net.HardwareAddr,
 			pendingRequest = false
 			out = append(out, time.Now())
 		}
-	}
+		return true
+	})
+	return out
 }

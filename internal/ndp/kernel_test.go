@@ -1,7 +1,6 @@
 package ndp_test
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"strings"
@@ -28,16 +27,7 @@ var (
 	staleMAC = "00:00:5e:00:53:99"
 )
 
-const (
-	burstCount    = 3
-	burstInterval = 50 * time.Millisecond
-	refresh       = 400 * time.Millisecond
-)
-
-type conflict struct {
-	addr netip.Addr
-	mac  string
-}
+var pacing = nstest.Pacing{BurstCount: 3, BurstInterval: 50 * time.Millisecond, Refresh: 400 * time.Millisecond}
 
 // TestKernel runs a Responder in a namespace "node" whose veth has no IP
 // address, not even a link-local one (MetalLB #2685), and talks to it from a
@@ -48,40 +38,18 @@ func TestKernel(t *testing.T) {
 	node, client := nstest.NewPair(t, "hl-ndp")
 	nstest.MustExec(t, client.NS, "ip", "addr", "add", clientIP.String()+"/64", "dev", client.Name, "nodad")
 
-	conflicts := make(chan conflict, 16)
-	var r *ndp.Responder
-	if err := nstest.Do(node.NS, func() error {
-		ifi, err := net.InterfaceByName(node.Name)
-		if err != nil {
-			return err
-		}
-		r, err = ndp.NewResponder(ndp.Options{
-			Interface:       ifi,
-			BurstCount:      burstCount,
-			BurstInterval:   burstInterval,
-			RefreshInterval: refresh,
-			OnConflict: func(a netip.Addr, mac net.HardwareAddr) {
-				conflicts <- conflict{a, mac.String()}
-			},
-		})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
+	conflicts, onConflict := nstest.Conflicts()
+	r := nstest.Start(t, node, ndp.NewResponder, ndp.Options{
+		BurstCount:      pacing.BurstCount,
+		BurstInterval:   pacing.BurstInterval,
+		RefreshInterval: pacing.Refresh,
+		OnConflict:      onConflict,
 	})
 
 	t.Run("unsolicited advertisement overrides a stale cache entry", func(t *testing.T) {
 		nstest.MustExec(t, client.NS, "ip", "-6", "neigh", "add", vip.String(), "lladdr", staleMAC, "dev", client.Name, "nud", "stale")
 		r.SetAddresses([]netip.Addr{vip})
-		waitFor(t, 2*time.Second, "client cache entry for "+vip.String()+" to hold "+node.MAC.String(), func() (bool, string) {
+		nstest.WaitFor(t, 2*time.Second, "client cache entry for "+vip.String()+" to hold "+node.MAC.String(), func() (bool, string) {
 			out := neigh(t, client, vip)
 			return strings.Contains(out, node.MAC.String()), out
 		})
@@ -126,22 +94,20 @@ func TestKernel(t *testing.T) {
 			src: vip, dst: clientIP, hopLimit: 255, checksumOK: true,
 			solicited: true, override: true, target: vip, tll: node.MAC.String(),
 		}
-		deadline := time.Now().Add(time.Second)
-		buf := make([]byte, 1600)
-		for {
-			if err := c.conn.SetReadDeadline(deadline); err != nil {
-				t.Fatal(err)
+		found := false
+		nstest.ReadFor(t, c.conn, time.Second, func(frame []byte) bool {
+			got, ok := decodeNA(t, frame)
+			if !ok || got.target != vip || got.ethSrc != node.MAC.String() {
+				return true
 			}
-			n, _, err := c.conn.ReadFrom(buf)
-			if err != nil {
-				t.Fatalf("no advertisement for %v: %v", vip, err)
+			if got != want {
+				t.Errorf("solicited advertisement\n got %+v\nwant %+v", got, want)
 			}
-			if got, ok := decodeNA(t, buf[:n]); ok && got.target == vip && got.ethSrc == node.MAC.String() {
-				if got != want {
-					t.Errorf("solicited advertisement\n got %+v\nwant %+v", got, want)
-				}
-				return
-			}
+			found = true
+			return false
+		})
+		if !found {
+			t.Fatalf("no advertisement for %v", vip)
 		}
 	})
 
@@ -156,7 +122,7 @@ func TestKernel(t *testing.T) {
 		nstest.Sysctl(t, client.NS, "net.ipv6.neigh."+client.Name+".delay_first_probe_time", "0")
 		nstest.MustExec(t, client.NS, "ip", "-6", "neigh", "replace", vip.String(), "lladdr", node.MAC.String(), "dev", client.Name, "nud", "stale")
 		nstest.MustExec(t, client.NS, "ip", "-6", "neigh", "change", vip.String(), "dev", client.Name, "use")
-		waitFor(t, 2*time.Second, "client cache entry for "+vip.String()+" to be REACHABLE", func() (bool, string) {
+		nstest.WaitFor(t, 2*time.Second, "client cache entry for "+vip.String()+" to be REACHABLE", func() (bool, string) {
 			out := neigh(t, client, vip)
 			return strings.Contains(out, "REACHABLE") && strings.Contains(out, node.MAC.String()), out
 		})
@@ -165,29 +131,9 @@ func TestKernel(t *testing.T) {
 	t.Run("burst then refresh, decoded independently", func(t *testing.T) {
 		c := capture(t, client)
 		r.SetAddresses([]netip.Addr{vip, vip2})
-		rounds := c.advertisements(t, vip2, node.MAC, 900*time.Millisecond)
-		if len(rounds) < burstCount+1 {
-			t.Fatalf("got %d advertisements for %s in 900ms, want a burst of %d and a refresh", len(rounds), vip2, burstCount)
-		}
-		// Exact spacing is checked with a fake clock in package l2frame; the
-		// timestamps here are taken by a reader goroutine and jitter under
-		// load, so they only tell a burst from a refresh.
-		for i := 1; i < burstCount; i++ {
-			if gap := rounds[i].Sub(rounds[i-1]); gap > refresh/2 {
-				t.Errorf("burst advertisement %d came %v after the previous one, want about %v", i+1, gap, burstInterval)
-			}
-		}
-		if gap := rounds[burstCount].Sub(rounds[burstCount-1]); gap < refresh/2 {
-			t.Errorf("refresh came %v after the burst, want about %v", gap, refresh)
-		}
-
-		// Within less than a refresh interval, only a burst yields several.
-		t.Log("Announce forces a new burst")
-		r.Announce(vip2)
-		rounds = c.advertisements(t, vip2, node.MAC, refresh*3/4)
-		if len(rounds) < burstCount {
-			t.Errorf("got %d advertisements within %v of Announce, want %d", len(rounds), refresh*3/4, burstCount)
-		}
+		nstest.CheckBurstThenRefresh(t, r, vip2, pacing, func(d time.Duration) []time.Time {
+			return c.advertisements(t, vip2, node.MAC, d)
+		})
 	})
 
 	t.Run("duplicate address detection by another host is defended", func(t *testing.T) {
@@ -199,7 +145,7 @@ func TestKernel(t *testing.T) {
 		t.Cleanup(func() {
 			nstest.MustExec(t, client.NS, "ip", "addr", "del", vip.String()+"/64", "dev", client.Name)
 		})
-		waitFor(t, 3*time.Second, "the client's DAD for "+vip.String()+" to fail", func() (bool, string) {
+		nstest.WaitFor(t, 3*time.Second, "the client's DAD for "+vip.String()+" to fail", func() (bool, string) {
 			out := nstest.MustExec(t, client.NS, "ip", "-6", "addr", "show", "dev", client.Name)
 			return strings.Contains(out, "dadfailed"), out
 		})
@@ -214,13 +160,13 @@ func TestKernel(t *testing.T) {
 		// ndisc6 may then send from the VIP without the client owning it.
 		nstest.Sysctl(t, client.NS, "net.ipv6.ip_nonlocal_bind", "1")
 		_, _ = nstest.Exec(client.NS, "ndisc6", "-1", "-r", "1", "-w", "100", "-s", vip.String(), unowned.String(), client.Name)
-		wantConflict(t, conflicts, vip, client.MAC)
+		nstest.WantConflict(t, conflicts, vip, client.MAC)
 	})
 
 	t.Run("advertisement from another MAC is a conflict", func(t *testing.T) {
 		// Built and sent with gopacket, independently of our encoder.
 		sendNA(t, client, vip2)
-		wantConflict(t, conflicts, vip2, client.MAC)
+		nstest.WantConflict(t, conflicts, vip2, client.MAC)
 	})
 
 	t.Run("no reply and group left once the address is removed", func(t *testing.T) {
@@ -249,21 +195,6 @@ func ndiscNoReply(t *testing.T, client nstest.Link, addr netip.Addr) {
 	}
 }
 
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s; last: %s", limit, what, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // ndpCapture reads IPv6 frames in the client namespace.
 type ndpCapture struct {
 	conn *packet.Conn
@@ -271,19 +202,7 @@ type ndpCapture struct {
 
 func capture(t *testing.T, l nstest.Link) *ndpCapture {
 	t.Helper()
-	var c ndpCapture
-	if err := nstest.Do(l.NS, func() error {
-		ifi, err := net.InterfaceByName(l.Name)
-		if err != nil {
-			return err
-		}
-		c.conn, err = packet.Listen(ifi, packet.Raw, int(l2frame.EtherTypeIPv6), nil)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.conn.Close() })
-	return &c
+	return &ndpCapture{conn: nstest.Listen(t, l, l2frame.EtherTypeIPv6)}
 }
 
 // advertisements reads for d and returns when each unsolicited advertisement
@@ -291,19 +210,10 @@ func capture(t *testing.T, l nstest.Link) *ndpCapture {
 func (c *ndpCapture) advertisements(t *testing.T, addr netip.Addr, mac net.HardwareAddr, d time.Duration) []time.Time {
 	t.Helper()
 	var out []time.Time
-	deadline := time.Now().Add(d)
-	buf := make([]byte, 1600)
-	for {
-		if err := c.conn.SetReadDeadline(deadline); err != nil {
-			t.Fatal(err)
-		}
-		n, _, err := c.conn.ReadFrom(buf)
-		if err != nil {
-			return out
-		}
-		na, ok := decodeNA(t, buf[:n])
+	nstest.ReadFor(t, c.conn, d, func(frame []byte) bool {
+		na, ok := decodeNA(t, frame)
 		if !ok || na.target != addr {
-			continue
+			return true
 		}
 		want := decodedNA{
 			ethSrc: mac.String(), ethDst: "33:33:00:00:00:01",
@@ -314,7 +224,9 @@ func (c *ndpCapture) advertisements(t *testing.T, addr netip.Addr, mac net.Hardw
 			t.Fatalf("unsolicited advertisement\n got %+v\nwant %+v", na, want)
 		}
 		out = append(out, time.Now())
-	}
+		return true
+	})
+	return out
 }
 
 type decodedNA struct {
@@ -359,18 +271,6 @@ func decodeNA(t *testing.T, frame []byte) (decodedNA, bool) {
 		}
 	}
 	return d, true
-}
-
-func wantConflict(t *testing.T, conflicts <-chan conflict, addr netip.Addr, mac net.HardwareAddr) {
-	t.Helper()
-	select {
-	case c := <-conflicts:
-		if c.addr != addr || c.mac != mac.String() {
-			t.Errorf("conflict %v from %s, want %v from %s", c.addr, c.mac, addr, mac)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatalf("no conflict reported for %v", addr)
-	}
 }
 
 // sendNS sends on c a unicast solicitation for target from clientIP to
@@ -430,26 +330,7 @@ func TestKernelIPv6Disabled(t *testing.T) {
 	nstest.Sysctl(t, node.NS, "net.ipv6.conf."+node.Name+".disable_ipv6", "1")
 	nstest.MustExec(t, client.NS, "ip", "addr", "add", clientIP.String()+"/64", "dev", client.Name, "nodad")
 
-	var r *ndp.Responder
-	if err := nstest.Do(node.NS, func() error {
-		ifi, err := net.InterfaceByName(node.Name)
-		if err != nil {
-			return err
-		}
-		r, err = ndp.NewResponder(ndp.Options{Interface: ifi, BurstCount: 1, RefreshInterval: -1})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	r := nstest.Start(t, node, ndp.NewResponder, ndp.Options{BurstCount: 1, RefreshInterval: -1})
 	r.SetAddresses([]netip.Addr{vip})
 
 	if out := nstest.MustExec(t, node.NS, "ip", "maddr", "show", "dev", node.Name); !strings.Contains(out, "33:33:ff:00:01:00") {
@@ -463,7 +344,7 @@ func TestKernelIPv6Disabled(t *testing.T) {
 	nstest.Sysctl(t, client.NS, "net.ipv6.conf."+client.Name+".accept_dad", "1")
 	nstest.Sysctl(t, client.NS, "net.ipv6.conf."+client.Name+".router_solicitation_delay", "0")
 	nstest.MustExec(t, client.NS, "ip", "addr", "add", vip.String()+"/64", "dev", client.Name)
-	waitFor(t, 3*time.Second, "the client's DAD for "+vip.String()+" to fail", func() (bool, string) {
+	nstest.WaitFor(t, 3*time.Second, "the client's DAD for "+vip.String()+" to fail", func() (bool, string) {
 		out := nstest.MustExec(t, client.NS, "ip", "-6", "addr", "show", "dev", client.Name)
 		return strings.Contains(out, "dadfailed"), out
 	})

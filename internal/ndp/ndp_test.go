@@ -3,24 +3,23 @@ package ndp
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/herald-lb/herald/internal/l2frame"
+	"github.com/herald-lb/herald/internal/l2frame/nstest"
 )
 
 // Documentation MACs (RFC 7042) and addresses.
 var (
-	nodeMAC   = mustMAC("00:00:5e:00:53:01")
-	clientMAC = mustMAC("00:00:5e:00:53:02")
-	otherMAC  = mustMAC("00:00:5e:00:53:03")
+	nodeMAC   = nstest.MustMAC("00:00:5e:00:53:01")
+	clientMAC = nstest.MustMAC("00:00:5e:00:53:02")
+	otherMAC  = nstest.MustMAC("00:00:5e:00:53:03")
 	nodeIP    = netip.MustParseAddr("2001:db8::1")
 	clientIP  = netip.MustParseAddr("2001:db8::2")
 	vip       = netip.MustParseAddr("2001:db8::100")
@@ -30,14 +29,14 @@ var (
 // Frames captured with tcpdump between two namespaces: ndisc6 soliciting
 // 2001:db8::1 and the Linux kernel's advertisement in answer.
 var (
-	ndisc6NS = mustHex(`
+	ndisc6NS = nstest.MustHex(`
 		3333 ff00 0001 0000 5e00 5302 86dd 6008
 		e859 0020 3aff 2001 0db8 0000 0000 0000
 		0000 0000 0002 ff02 0000 0000 0000 0000
 		0001 ff00 0001 8700 6d26 0000 0000 2001
 		0db8 0000 0000 0000 0000 0000 0001 0101
 		0000 5e00 5302`)
-	kernelNA = mustHex(`
+	kernelNA = nstest.MustHex(`
 		0000 5e00 5302 0000 5e00 5301 86dd 6000
 		0000 0020 3aff 2001 0db8 0000 0000 0000
 		0000 0000 0001 2001 0db8 0000 0000 0000
@@ -79,7 +78,7 @@ func TestParseKernelFrames(t *testing.T) {
 func TestReplyMatchesKernel(t *testing.T) {
 	r := testResponder(t, Options{})
 	r.SetAddresses([]netip.Addr{nodeIP})
-	reply, addr := r.answer(ndisc6NS, time.Now())
+	reply, addr := r.Answer(ndisc6NS, time.Now())
 	if !bytes.Equal(reply, kernelNA) || addr != nodeIP {
 		t.Errorf("reply for %v:\n got %x\nwant %x", addr, reply, kernelNA)
 	}
@@ -89,7 +88,7 @@ func TestUnsolicitedAdvertisement(t *testing.T) {
 	got := Frame(MulticastMAC(AllNodes), nodeMAC, Message{
 		Type: TypeNeighborAdvertisement, Src: vip, Dst: AllNodes, Override: true, Target: vip, LinkAddr: nodeMAC,
 	})
-	want := mustHex(`
+	want := nstest.MustHex(`
 		3333 0000 0001 0000 5e00 5301 86dd
 		6000 0000 0020 3a ff
 		2001 0db8 0000 0000 0000 0000 0000 0100
@@ -106,7 +105,7 @@ func TestUnsolicitedAdvertisement(t *testing.T) {
 // checksumHex computes the ICMPv6 checksum of msg (hex, checksum zero) the
 // long way, as RFC 1071 describes it, independently of checksum().
 func checksumHex(src, dst netip.Addr, msg string) string {
-	m := mustHex(msg)
+	m := nstest.MustHex(msg)
 	pseudo := append(src.AsSlice(), dst.AsSlice()...)
 	pseudo = binary.BigEndian.AppendUint32(pseudo, uint32(len(m)))
 	pseudo = append(pseudo, 0, 0, 0, 58)
@@ -206,78 +205,73 @@ func TestAnswer(t *testing.T) {
 		return Frame(dstMAC, nodeMAC, Message{Type: TypeNeighborAdvertisement, Src: vip, Dst: dst,
 			Solicited: true, Override: true, Target: vip, LinkAddr: nodeMAC})
 	}
-	tests := []struct {
-		name         string
-		frame        []byte
-		wantReply    []byte
-		wantConflict string // "addr mac", "" for none
-	}{
+	tests := []nstest.AnswerCase{
 		{
-			name: "multicast solicitation with source link-layer option",
-			frame: frame(mcast, clientMAC, Message{Type: TypeNeighborSolicitation, Src: clientIP,
+			Name: "multicast solicitation with source link-layer option",
+			Frame: frame(mcast, clientMAC, Message{Type: TypeNeighborSolicitation, Src: clientIP,
 				Dst: SolicitedNode(vip), Target: vip, LinkAddr: clientMAC}),
-			wantReply: solicitedNA(clientMAC, clientIP),
+			WantReply: solicitedNA(clientMAC, clientIP),
 		},
 		{
-			name: "unicast NUD probe without option goes back to the frame source",
-			frame: frame(nodeMAC, clientMAC, Message{Type: TypeNeighborSolicitation, Src: clientIP,
+			Name: "unicast NUD probe without option goes back to the frame source",
+			Frame: frame(nodeMAC, clientMAC, Message{Type: TypeNeighborSolicitation, Src: clientIP,
 				Dst: vip, Target: vip}),
-			wantReply: solicitedNA(clientMAC, clientIP),
+			WantReply: solicitedNA(clientMAC, clientIP),
 		},
 		{
-			name: "link-layer option wins over the frame source",
-			frame: frame(mcast, otherMAC, Message{Type: TypeNeighborSolicitation, Src: clientIP,
+			Name: "link-layer option wins over the frame source",
+			Frame: frame(mcast, otherMAC, Message{Type: TypeNeighborSolicitation, Src: clientIP,
 				Dst: SolicitedNode(vip), Target: vip, LinkAddr: clientMAC}),
-			wantReply: solicitedNA(clientMAC, clientIP),
+			WantReply: solicitedNA(clientMAC, clientIP),
 		},
 		{
-			name: "DAD probe is defended to all nodes, unsolicited",
-			frame: frame(mcast, clientMAC, Message{Type: TypeNeighborSolicitation, Src: netip.IPv6Unspecified(),
+			Name: "DAD probe is defended to all nodes, unsolicited",
+			Frame: frame(mcast, clientMAC, Message{Type: TypeNeighborSolicitation, Src: netip.IPv6Unspecified(),
 				Dst: SolicitedNode(vip), Target: vip}),
-			wantReply: Frame(MulticastMAC(AllNodes), nodeMAC, Message{Type: TypeNeighborAdvertisement, Src: vip,
+			WantReply: Frame(MulticastMAC(AllNodes), nodeMAC, Message{Type: TypeNeighborAdvertisement, Src: vip,
 				Dst: AllNodes, Override: true, Target: vip, LinkAddr: nodeMAC}),
 		},
 		{
-			name: "solicitation for an address not owned",
-			frame: frame(MulticastMAC(SolicitedNode(unowned)), clientMAC, Message{Type: TypeNeighborSolicitation,
+			Name: "solicitation for an address not owned",
+			Frame: frame(MulticastMAC(SolicitedNode(unowned)), clientMAC, Message{Type: TypeNeighborSolicitation,
 				Src: clientIP, Dst: SolicitedNode(unowned), Target: unowned, LinkAddr: clientMAC}),
 		},
 		{
-			name: "unicast solicitation to another host",
-			frame: frame(otherMAC, clientMAC, Message{Type: TypeNeighborSolicitation, Src: clientIP,
+			Name: "unicast solicitation to another host",
+			Frame: frame(otherMAC, clientMAC, Message{Type: TypeNeighborSolicitation, Src: clientIP,
 				Dst: vip, Target: vip}),
 		},
 		{
-			name: "our own frame",
-			frame: frame(mcast, nodeMAC, Message{Type: TypeNeighborSolicitation, Src: clientIP,
+			Name: "our own frame",
+			Frame: frame(mcast, nodeMAC, Message{Type: TypeNeighborSolicitation, Src: clientIP,
 				Dst: SolicitedNode(vip), Target: vip, LinkAddr: nodeMAC}),
 		},
 		{
-			name: "advertisement from another MAC",
-			frame: frame(MulticastMAC(AllNodes), otherMAC, Message{Type: TypeNeighborAdvertisement, Src: vip,
+			Name: "advertisement from another MAC",
+			Frame: frame(MulticastMAC(AllNodes), otherMAC, Message{Type: TypeNeighborAdvertisement, Src: vip,
 				Dst: AllNodes, Override: true, Target: vip, LinkAddr: otherMAC}),
-			wantConflict: "2001:db8::100 " + otherMAC.String(),
+			WantConflict: "2001:db8::100 " + otherMAC.String(),
 		},
 		{
-			name: "advertisement without option from another MAC",
-			frame: frame(clientMAC, otherMAC, Message{Type: TypeNeighborAdvertisement, Src: vip,
+			Name: "advertisement without option from another MAC",
+			Frame: frame(clientMAC, otherMAC, Message{Type: TypeNeighborAdvertisement, Src: vip,
 				Dst: clientIP, Solicited: true, Target: vip}),
-			wantConflict: "2001:db8::100 " + otherMAC.String(),
+			WantConflict: "2001:db8::100 " + otherMAC.String(),
 		},
 		{
-			name: "advertisement for an address not owned",
-			frame: frame(MulticastMAC(AllNodes), otherMAC, Message{Type: TypeNeighborAdvertisement, Src: unowned,
+			Name: "advertisement for an address not owned",
+			Frame: frame(MulticastMAC(AllNodes), otherMAC, Message{Type: TypeNeighborAdvertisement, Src: unowned,
 				Dst: AllNodes, Override: true, Target: unowned, LinkAddr: otherMAC}),
 		},
 		{
-			name: "solicitation from an owned address by another MAC",
-			frame: frame(MulticastMAC(SolicitedNode(unowned)), otherMAC, Message{Type: TypeNeighborSolicitation,
+			Name: "solicitation from an owned address by another MAC",
+			Frame: frame(MulticastMAC(SolicitedNode(unowned)), otherMAC, Message{Type: TypeNeighborSolicitation,
 				Src: vip, Dst: SolicitedNode(unowned), Target: unowned, LinkAddr: otherMAC}),
-			wantConflict: "2001:db8::100 " + otherMAC.String(),
+			WantConflict: "2001:db8::100 " + otherMAC.String(),
 		},
 		{
-			name: "bad checksum",
-			frame: func() []byte {
+			Name: "bad checksum",
+			Frame: func() []byte {
 				f := frame(mcast, clientMAC, Message{Type: TypeNeighborSolicitation, Src: clientIP,
 					Dst: SolicitedNode(vip), Target: vip, LinkAddr: clientMAC})
 				f[l2frame.HeaderLen+ipv6HeaderLen+checksumOffset] ^= 0xff
@@ -285,51 +279,17 @@ func TestAnswer(t *testing.T) {
 			}(),
 		},
 		{
-			name:  "not IPv6",
-			frame: l2frame.Pad(l2frame.Header{Dst: nodeMAC, Src: clientMAC, EtherType: l2frame.EtherTypeARP}.Append(nil)),
+			Name:  "not IPv6",
+			Frame: l2frame.Pad(l2frame.Header{Dst: nodeMAC, Src: clientMAC, EtherType: l2frame.EtherTypeARP}.Append(nil)),
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var conflicts []string
-			r := testResponder(t, Options{OnConflict: func(a netip.Addr, mac net.HardwareAddr) {
-				conflicts = append(conflicts, a.String()+" "+mac.String())
-			}})
-			r.SetAddresses([]netip.Addr{vip})
-			reply, addr := r.answer(tt.frame, time.Now())
-			if !bytes.Equal(reply, tt.wantReply) {
-				t.Errorf("reply\n got %x\nwant %x", reply, tt.wantReply)
-			}
-			if reply != nil && addr != vip {
-				t.Errorf("reply for %v, want %v", addr, vip)
-			}
-			var want []string
-			if tt.wantConflict != "" {
-				want = []string{tt.wantConflict}
-			}
-			if !slices.Equal(conflicts, want) {
-				t.Errorf("conflicts %v, want %v", conflicts, want)
-			}
-		})
-	}
+	nstest.CheckAnswers(t, newResponder, nodeMAC, vip, tests)
 }
 
 func TestConflictRateLimit(t *testing.T) {
-	var got []time.Duration
-	t0 := time.Unix(1000, 0)
-	var now time.Time
-	r := testResponder(t, Options{OnConflict: func(netip.Addr, net.HardwareAddr) { got = append(got, now.Sub(t0)) }})
-	r.SetAddresses([]netip.Addr{vip})
 	na := Frame(MulticastMAC(AllNodes), otherMAC, Message{Type: TypeNeighborAdvertisement, Src: vip,
 		Dst: AllNodes, Override: true, Target: vip, LinkAddr: otherMAC})
-	for _, at := range []time.Duration{0, time.Second, 9 * time.Second, 10 * time.Second, 15 * time.Second, 21 * time.Second} {
-		now = t0.Add(at)
-		r.answer(na, now)
-	}
-	want := []time.Duration{0, 10 * time.Second, 21 * time.Second}
-	if !slices.Equal(got, want) {
-		t.Errorf("conflicts reported at %v, want %v", got, want)
-	}
+	nstest.CheckConflictLimit(t, newResponder, nodeMAC, vip, na)
 }
 
 func TestMemberships(t *testing.T) {
@@ -385,46 +345,16 @@ func TestSetAddressesKeepsIPv6(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	if _, err := newResponder(Options{}); err == nil {
-		t.Error("no interface accepted")
-	}
-	if _, err := newResponder(Options{Interface: &net.Interface{Name: "tun0"}}); err == nil {
-		t.Error("interface without a MAC accepted")
-	}
-	r := testResponder(t, Options{})
-	if r.opts.RefreshInterval != DefaultRefreshInterval || r.opts.BurstCount != DefaultBurstCount || r.opts.BurstInterval != DefaultBurstInterval {
-		t.Errorf("defaults not applied: %+v", r.opts)
-	}
+	nstest.CheckOptions(t, newResponder, DefaultRefreshInterval, DefaultBurstCount, DefaultBurstInterval)
 }
 
 func testResponder(t *testing.T, opts Options) *Responder {
 	t.Helper()
-	opts.Interface = &net.Interface{Index: 2, Name: "test0", HardwareAddr: nodeMAC}
-	r, err := newResponder(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return nstest.TestResponder(t, newResponder, nodeMAC, opts)
 }
 
 func equalMessage(a, b Message) bool {
 	return a.Type == b.Type && a.Src == b.Src && a.Dst == b.Dst && a.Router == b.Router &&
 		a.Solicited == b.Solicited && a.Override == b.Override && a.Target == b.Target &&
 		bytes.Equal(a.LinkAddr, b.LinkAddr)
-}
-
-func mustMAC(s string) net.HardwareAddr {
-	m, err := net.ParseMAC(s)
-	if err != nil {
-		panic(err)
-	}
-	return m
-}
-
-func mustHex(s string) []byte {
-	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
-	if err != nil {
-		panic(err)
-	}
-	return b
 }

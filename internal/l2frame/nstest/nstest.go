@@ -1,6 +1,7 @@
-// Package nstest builds throwaway network namespaces for the kernel tests of
-// the ARP and NDP responders. It never changes the namespace the test runs
-// in: links are created inside the new namespaces.
+// Package nstest holds what the tests of the ARP and NDP responders share:
+// throwaway network namespaces for their kernel tests, and checks of the
+// l2frame.Responder both build on. It never changes the namespace the test
+// runs in: links are created inside the new namespaces.
 package nstest
 
 import (
