@@ -93,6 +93,19 @@ type Options struct {
 	LogDir string
 	// Log receives progress messages; nil discards them.
 	Log *slog.Logger
+
+	// Router adds a router namespace on the LAN (192.0.2.1, 2001:db8::1)
+	// running FRR, peering over BGP with every node with multipath on, and
+	// a remote client behind it on 198.51.100.0/24 and 2001:db8:100::/64
+	// (see router.go). Needs FRR (Debian: apt-get install frr).
+	Router bool
+	// RouterASN and NodeASN are the AS numbers of the router and of the
+	// nodes; default DefaultRouterASN and DefaultNodeASN.
+	RouterASN, NodeASN uint32
+	// RouterBFD turns BFD on for the router's sessions.
+	RouterBFD bool
+	// RouterPassword, if set, is the TCP MD5 password of the router's sessions.
+	RouterPassword string
 }
 
 // DefaultSpeakerArgs runs `herald speaker` as node n.
@@ -142,6 +155,9 @@ type Lab struct {
 	lan     *member // only ns and nl are used
 	nodes   []*member
 	clientM *member
+	router  *member // nil unless Options.Router
+	remote  *member // nil unless Options.Router
+	frrDir  string  // the router's FRR configuration, pid files and sockets
 
 	proxy *kubeProxy
 
@@ -166,6 +182,12 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.RouterASN == 0 {
+		opts.RouterASN = DefaultRouterASN
+	}
+	if opts.NodeASN == 0 {
+		opts.NodeASN = DefaultNodeASN
 	}
 	if err := preflight(ctx, opts); err != nil {
 		return nil, err
@@ -215,6 +237,11 @@ func preflight(ctx context.Context, opts Options) error {
 	}
 	if _, err := os.Stat(opts.CRDs); opts.CRDs == "" || err != nil {
 		return fmt.Errorf("CRD folder %q not found (config/crd/bases of the checkout)", opts.CRDs)
+	}
+	if opts.Router {
+		if err := routerPreflight(); err != nil {
+			return err
+		}
 	}
 	if opts.NoController && opts.NoSpeakers {
 		return nil
@@ -273,6 +300,9 @@ func (l *Lab) start(ctx context.Context) error {
 		return err
 	}
 	l.planMembers()
+	if l.opts.Router {
+		l.planRouter()
+	}
 	// The state file comes first: whatever exists after this point can be
 	// found by Down, even if this process is killed the next instant.
 	if err := writeState(l.statePath, l.state()); err != nil {
@@ -283,6 +313,9 @@ func (l *Lab) start(ctx context.Context) error {
 	cpErr := make(chan error, 1)
 	go func() { cpErr <- l.startControlPlane() }()
 	lanErr := l.buildLAN(ctx)
+	if lanErr == nil && l.opts.Router {
+		lanErr = l.startRouter(ctx)
+	}
 	if err := <-cpErr; err != nil {
 		return fmt.Errorf("control plane: %w", err)
 	}
@@ -427,6 +460,9 @@ func (l *Lab) Namespaces() []string {
 	var out []string
 	for _, m := range l.members() {
 		out = append(out, m.Namespace)
+	}
+	if l.router != nil {
+		out = append(out, l.router.Namespace, l.remote.Namespace)
 	}
 	return out
 }

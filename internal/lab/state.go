@@ -69,7 +69,7 @@ func (st labState) alive() bool {
 }
 
 // namespaceRE matches the names labs give their namespaces.
-var namespaceRE = regexp.MustCompile(`^hl([0-9a-f]{6})-(lan|client|node[0-9])$`)
+var namespaceRE = regexp.MustCompile(`^hl([0-9a-f]{6})-(lan|client|router|remote|node[0-9])$`)
 
 // DownReport says what Down did.
 type DownReport struct {
