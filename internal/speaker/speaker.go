@@ -100,6 +100,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			&metallbv1beta1.BFDProfile{}:       {Namespaces: inNS},
 			&metallbv1beta1.Community{}:        {Namespaces: inNS},
 			&metallbv1beta1.ServiceL2Status{}:  {Namespaces: inNS},
+			&metallbv1beta1.ServiceBGPStatus{}: {Namespaces: inNS},
 			&corev1.Secret{}:                   {Namespaces: inNS},
 		}},
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
@@ -150,6 +151,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	slogger := slog.New(logr.ToSlogHandler(opts.Log))
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
+	s.runCtx = runCtx
+	s.bgp = &bgpRunner{node: opts.NodeName, log: slogger.With("component", "bgp"), lastErr: map[string]string{}}
+	reg.MustRegister(newBGPCollector(s.bgp))
 	s.responders = newResponders(runCtx, slogger, hooks{
 		conflict:   s.onConflict,
 		request:    func(a netip.Addr) { s.metrics.requests.WithLabelValues(a.String()).Inc() },
@@ -170,8 +174,12 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	s.watchLinks(runCtx)
 	s.loop(ctx)
 
-	// Hand over: leave the membership so that the next owners take the
-	// addresses at once, keep answering meanwhile, then stop.
+	// BGP first: a Cease to every router now, so they withdraw this node's
+	// routes at once. Then Layer 2: leave the membership so that the next
+	// owners take the addresses, keep answering meanwhile, then stop.
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), 2*time.Second)
+	s.stopBGP(stopCtx)
+	cancelStop()
 	s.log.Info("stopping: handing addresses over", "delay", opts.HandoverDelay.String())
 	if s.ml != nil {
 		if err := s.ml.Leave(500 * time.Millisecond); err != nil {
@@ -205,6 +213,8 @@ type speaker struct {
 	metrics    *metrics
 	responders *responders
 	ml         *membership.Membership
+	bgp        *bgpRunner
+	runCtx     context.Context // lives until the speaker has stopped
 
 	kick chan struct{}
 
@@ -339,6 +349,16 @@ func nodeAddress(n *corev1.Node, like string) string {
 		}
 	}
 	return ""
+}
+
+// nodeIPv4 is this node's IPv4 InternalIP, or the zero Addr.
+func (s *speaker) nodeIPv4(ctx context.Context) netip.Addr {
+	var n corev1.Node
+	if err := s.client.Get(ctx, types.NamespacedName{Name: s.opts.NodeName}, &n); err != nil {
+		return netip.Addr{}
+	}
+	a, _ := netip.ParseAddr(nodeAddress(&n, "0.0.0.0"))
+	return a
 }
 
 // ready reports whether the speaker may announce: it has joined the
@@ -476,7 +496,11 @@ func (s *speaker) sync(ctx context.Context) error {
 	if !s.ready() {
 		plan = nil
 	}
-	return s.apply(ctx, plan, ifaces)
+	l2err := s.apply(ctx, plan, ifaces)
+	if err := s.applyBGP(ctx, PlanBGP(in, s.opts.NodeName), cfg, s.nodeIPv4(ctx)); err != nil {
+		s.log.Error(err, "BGP")
+	}
+	return l2err
 }
 
 // inputs gathers the plan's inputs from the cache.

@@ -98,7 +98,11 @@ func startLab(t *testing.T, mod ...func(*lab.Options)) *lab.Lab {
 			t.Errorf("close lab: %v", err)
 		}
 	})
-	if err := l.Apply(ctx, lab.Config()); err != nil {
+	config := lab.Config()
+	if opts.Router {
+		config = l.RouterBGPConfig()
+	}
+	if err := l.Apply(ctx, config); err != nil {
 		t.Fatal(err)
 	}
 	return l

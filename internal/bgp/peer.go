@@ -1,0 +1,174 @@
+package bgp
+
+import (
+	"fmt"
+	"time"
+
+	api "github.com/osrg/gobgp/v4/api"
+)
+
+// gracefulRestartTime is the restart time advertised in the graceful
+// restart capability (RFC 4724); 120 s is FRR's and GoBGP's customary value.
+const gracefulRestartTime = 120
+
+// validatePeers checks what GoBGP would otherwise reject later, or worse,
+// accept ambiguously.
+func validatePeers(peers []Peer) error {
+	names := make(map[string]bool, len(peers))
+	addrs := make(map[string]string, len(peers))
+	for _, p := range peers {
+		if p.Name == "" {
+			return fmt.Errorf("peer %s: empty name", p.Address)
+		}
+		if names[p.Name] {
+			return fmt.Errorf("peer %q: duplicate name", p.Name)
+		}
+		names[p.Name] = true
+		if !p.Address.IsValid() {
+			return fmt.Errorf("peer %q: invalid address", p.Name)
+		}
+		key := p.Address.Unmap().String()
+		if other, ok := addrs[key]; ok {
+			return fmt.Errorf("peer %q: address %s already used by peer %q", p.Name, key, other)
+		}
+		addrs[key] = p.Name
+		if p.ASN == 0 {
+			return fmt.Errorf("peer %q: missing peer ASN", p.Name)
+		}
+		if p.SourceAddress.IsValid() && p.SourceAddress.Unmap().Is4() != p.Address.Unmap().Is4() {
+			return fmt.Errorf("peer %q: source address %s and peer address %s are of different families", p.Name, p.SourceAddress, p.Address)
+		}
+		if p.HoldTime != 0 && p.HoldTime < 3*time.Second {
+			return fmt.Errorf("peer %q: hold time %s is below 3s", p.Name, p.HoldTime)
+		}
+		if p.KeepaliveTime > 0 && p.HoldTime > 0 && p.KeepaliveTime > p.HoldTime {
+			return fmt.Errorf("peer %q: keepalive time %s exceeds hold time %s", p.Name, p.KeepaliveTime, p.HoldTime)
+		}
+		if b := p.BFD; b != nil && b.DetectMultiplier > 255 {
+			return fmt.Errorf("peer %q: BFD detect multiplier %d exceeds 255", p.Name, b.DetectMultiplier)
+		}
+	}
+	return nil
+}
+
+// sessionEqual reports whether two configurations of the same named peer
+// produce the same session, so that the session can be left alone. Every
+// field that reaches GoBGP counts; DisableMP has no effect and does not.
+func sessionEqual(a, b Peer) bool {
+	a.DisableMP, b.DisableMP = false, false
+	ab, bb := a.BFD, b.BFD
+	a.BFD, b.BFD = nil, nil
+	if a != b {
+		return false
+	}
+	switch {
+	case ab == nil && bb == nil:
+		return true
+	case ab == nil || bb == nil:
+		return false
+	default:
+		return *ab == *bb
+	}
+}
+
+// isIBGP reports whether the session with p is internal.
+func (c Config) isIBGP(p Peer) bool {
+	return p.ASN == c.localASN(p)
+}
+
+func (c Config) localASN(p Peer) uint32 {
+	if p.LocalASN != 0 {
+		return p.LocalASN
+	}
+	return c.ASN
+}
+
+// families returns the address families negotiated with p.
+func (p Peer) families() []*api.Family {
+	v4 := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	v6 := &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	switch {
+	case p.DualStack:
+		return []*api.Family{v4, v6}
+	case p.Address.Unmap().Is4():
+		return []*api.Family{v4}
+	default:
+		return []*api.Family{v6}
+	}
+}
+
+// carries reports whether prefixes of pfx's family go to p.
+func (p Peer) carries(is4 bool) bool {
+	return p.DualStack || p.Address.Unmap().Is4() == is4
+}
+
+func seconds(d time.Duration) uint64 {
+	return uint64(d.Round(time.Second) / time.Second)
+}
+
+// apiPeer converts p to GoBGP's neighbour configuration.
+func (c Config) apiPeer(p Peer) *api.Peer {
+	addr := p.Address.Unmap()
+	port := uint32(p.Port)
+	if port == 0 {
+		port = 179
+	}
+	connect := p.ConnectTime
+	if connect == 0 {
+		connect = DefaultConnectTime
+	}
+	timers := &api.TimersConfig{ConnectRetry: seconds(connect)}
+	if p.HoldTime > 0 {
+		timers.HoldTime = seconds(p.HoldTime)
+		keepalive := p.KeepaliveTime
+		if keepalive == 0 {
+			keepalive = p.HoldTime / 3
+		}
+		timers.KeepaliveInterval = max(seconds(keepalive), 1)
+	} else if p.KeepaliveTime > 0 {
+		timers.KeepaliveInterval = seconds(p.KeepaliveTime)
+		timers.HoldTime = 3 * timers.KeepaliveInterval
+	}
+
+	out := &api.Peer{
+		Conf: &api.PeerConf{
+			NeighborAddress: addr.String(),
+			PeerAsn:         p.ASN,
+			LocalAsn:        c.localASN(p),
+			AuthPassword:    p.Password,
+			Description:     p.Name,
+		},
+		Timers: &api.Timers{Config: timers},
+		Transport: &api.Transport{
+			RemotePort: port,
+			// Herald never accepts sessions (see Config.ListenPort), so the
+			// neighbour is always dialled.
+			PassiveMode: false,
+		},
+	}
+	if p.SourceAddress.IsValid() {
+		out.Transport.LocalAddress = p.SourceAddress.Unmap().String()
+	}
+	if p.EBGPMultiHop {
+		out.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
+	}
+	if p.GracefulRestart {
+		out.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: gracefulRestartTime}
+	}
+	for _, f := range p.families() {
+		as := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f, Enabled: true}}
+		if p.GracefulRestart {
+			as.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+		}
+		out.AfiSafis = append(out.AfiSafis, as)
+	}
+	if b := p.BFD; b != nil {
+		out.Bfd = &api.BfdPeerConfig{
+			Enabled:                  true,
+			DesiredMinimumTxInterval: uint32(b.TransmitInterval / time.Microsecond),
+			RequiredMinimumReceive:   uint32(b.ReceiveInterval / time.Microsecond),
+			DetectionMultiplier:      b.DetectMultiplier,
+		}
+	}
+	return out
+}

@@ -1,0 +1,101 @@
+// Package bgp is Herald's embedded BGP speaker. It wraps GoBGP v4 and exposes
+// a small reconcile-style API: the caller states the full set of peers and
+// advertisements it wants, and the package adds, updates and withdraws only
+// what differs.
+//
+// Incoming routes are never used: the global import policy rejects every
+// path, and GoBGP is never connected to zebra, so nothing reaches the
+// kernel FIB.
+//
+// BFD: GoBGP v4 ships a partial RFC 5880/5881 implementation (single-hop,
+// asynchronous mode, UDP 3784). Herald wires ReceiveInterval,
+// TransmitInterval and DetectMultiplier into it. EchoMode, PassiveMode and
+// MinimumTTL have no GoBGP equivalent; they are accepted and ignored, and
+// Speaker logs a warning when they are set.
+package bgp
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// Config is the speaker-wide configuration.
+type Config struct {
+	// RouterID must be an IPv4 address (GoBGP requires one even for
+	// IPv6-only speakers).
+	RouterID netip.Addr
+	ASN      uint32
+	// ListenPort is the TCP port to accept sessions on. -1 (and 0, the zero
+	// value) means do not listen: Herald only dials out, like MetalLB's
+	// native speaker.
+	ListenPort int32
+	Logger     *slog.Logger
+}
+
+// Peer is one BGP session. Peers are identified by Name; Address must be
+// unique across peers because GoBGP keys sessions by neighbour address.
+type Peer struct {
+	Name     string
+	Address  netip.Addr
+	Port     uint16 // 0 means 179
+	ASN      uint32
+	LocalASN uint32 // 0 means Config.ASN
+
+	SourceAddress netip.Addr
+	// HoldTime 0 means GoBGP's default (90 s). KeepaliveTime 0 means
+	// HoldTime/3. ConnectTime 0 means DefaultConnectTime.
+	HoldTime, KeepaliveTime, ConnectTime time.Duration
+
+	Password        string // TCP-MD5 (RFC 2385), Linux only
+	EBGPMultiHop    bool
+	GracefulRestart bool
+	// DisableMP is accepted for compatibility with MetalLB, where it is
+	// deprecated and has no effect; it has none here either.
+	DisableMP bool
+	// DualStack negotiates both IPv4 and IPv6 unicast on the session, so
+	// prefixes of the other family are carried too.
+	DualStack bool
+
+	BFD *BFDProfile // nil means no BFD
+}
+
+// DefaultConnectTime is the connect-retry interval used when
+// Peer.ConnectTime is zero. GoBGP's own default (120 s) makes recovery after
+// a router restart needlessly slow.
+const DefaultConnectTime = 5 * time.Second
+
+// BFDProfile configures BFD for a session. See the package comment for the
+// fields GoBGP cannot honour.
+type BFDProfile struct {
+	ReceiveInterval, TransmitInterval time.Duration
+	DetectMultiplier                  uint32
+	EchoMode, PassiveMode             bool
+	MinimumTTL                        uint32
+}
+
+// Advertisement is one prefix to announce.
+type Advertisement struct {
+	Prefix netip.Prefix
+	// LocalPref is sent on iBGP sessions only; 0 means not set, in which
+	// case GoBGP sends the RFC 4271 customary default of 100 on iBGP.
+	LocalPref        uint32
+	Communities      []uint32 // standard communities, hi<<16|lo
+	LargeCommunities [][3]uint32
+	Peers            []string // peer names; empty means all peers
+}
+
+// PeerState is the observed state of one session.
+type PeerState struct {
+	Name    string
+	Address netip.Addr
+	// State is one of idle, connect, active, opensent, openconfirm,
+	// established.
+	State       string
+	Up          bool
+	LastError   string
+	Advertised  int
+	UpdatesSent uint64
+	// BFDState is "" without BFD, otherwise up, down, init or admin-down.
+	BFDState string
+}

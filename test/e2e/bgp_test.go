@@ -1,0 +1,108 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-lb/herald/internal/lab"
+)
+
+// TestBGP runs the three node speakers against FRR in the router namespace,
+// with the seed-002-style configuration (eBGP 64500 to 64501, /32 with
+// community 65535:65282): every node advertises, the router installs an
+// ECMP route, and requests from the remote subnet land on several nodes.
+func TestBGP(t *testing.T) {
+	l := startLab(t, func(o *lab.Options) { o.Router = true })
+	ctx := ctxT(t, 4*time.Minute)
+
+	addrs := service(t, l, lab.Service{Name: "bgp-web"})
+	addr := addrs[0]
+	host := netip.PrefixFrom(addr, addr.BitLen())
+
+	t.Run("ECMP over every node", func(t *testing.T) {
+		hops, err := l.WaitRouterRoutes(ctx, host, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s via %v", host, hops)
+		spread, err := l.SpreadFromRemote(ctx, addr, 80, 60)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(spread) < 2 {
+			t.Errorf("60 requests from the remote subnet all landed on %v", spread)
+		}
+		t.Logf("spread: %v", spread)
+	})
+	t.Run("attributes arrive as configured", func(t *testing.T) {
+		out, err := l.Vtysh(ctx, "show bgp ipv4 unicast "+host.String()+" json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			Paths []struct {
+				Community struct {
+					String string `json:"string"`
+				} `json:"community"`
+				Nexthops []struct {
+					IP string `json:"ip"`
+				} `json:"nexthops"`
+			} `json:"paths"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if len(r.Paths) != 3 {
+			t.Errorf("%d paths, want one from each node: %s", len(r.Paths), out)
+		}
+		for _, p := range r.Paths {
+			if p.Community.String != "no-advertise" {
+				t.Errorf("path via %v has community %q, want no-advertise (65535:65282)", p.Nexthops, p.Community.String)
+			}
+		}
+	})
+	t.Run("ServiceBGPStatus per node", func(t *testing.T) {
+		eventually(t, "3 ServiceBGPStatus objects", 20*time.Second, func() (bool, string) {
+			out, err := l.Kubectl(ctx, "", "get", "servicebgpstatuses", "-n", lab.HeraldNamespace,
+				"-l", "metallb.io/service-name=bgp-web", "-o", "jsonpath={range .items[*]}{.status.node}:{.status.peers}{\" \"}{end}")
+			if err != nil {
+				return false, err.Error()
+			}
+			return len(strings.Fields(out)) == 3, out
+		})
+	})
+	t.Run("Local policy: only nodes with an endpoint", func(t *testing.T) {
+		local := service(t, l, lab.Service{Name: "bgp-local", Local: true, EndpointNodes: []string{"node2"}})
+		p := netip.PrefixFrom(local[0], local[0].BitLen())
+		eventually(t, "route only via node2", 30*time.Second, func() (bool, string) {
+			hops, err := l.RouterRoutes(ctx, p)
+			return err == nil && len(hops) == 1 && hops[0] == l.Nodes()[1].IPv4, fmt.Sprintf("%v %v", hops, err)
+		})
+		// The last local endpoint goes: the route is withdrawn.
+		if err := l.SetEndpoints(ctx, "default", "bgp-local"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "route withdrawn", 30*time.Second, func() (bool, string) {
+			hops, err := l.RouterRoutes(ctx, p)
+			return err == nil && len(hops) == 0, fmt.Sprintf("%v %v", hops, err)
+		})
+	})
+	t.Run("graceful stop withdraws at once", func(t *testing.T) {
+		if _, err := l.WaitRouterRoutes(ctx, host, 3); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := l.StopSpeaker("node1", 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "node1's next hop gone", 10*time.Second, func() (bool, string) {
+			hops, err := l.RouterRoutes(ctx, host)
+			return err == nil && len(hops) == 2, fmt.Sprintf("%v %v", hops, err)
+		})
+		t.Logf("node1 withdrawn %s after SIGTERM (including the speaker's shutdown)", time.Since(start))
+	})
+}
