@@ -79,7 +79,7 @@ func TestTimers(t *testing.T) {
 
 func TestPeerFields(t *testing.T) {
 	s := v1beta2.BGPPeerSpec{
-		MyASN: 64500, DynamicASN: v1beta2.InternalASNMode, LocalASN: 64999, Address: "2001:db8::1", SrcAddress: "2001:db8::2",
+		MyASN: 64500, ASN: 64500, LocalASN: 64999, Address: "2001:db8::1", SrcAddress: "2001:db8::2",
 		Port: 1179, ConnectTime: dur("10s"), RouterID: "192.0.2.9", NodeSelectors: []metav1.LabelSelector{sel("rack", "a")},
 		PasswordSecret: corev1.SecretReference{Name: "pw"}, BFDProfile: "f", EnableGracefulRestart: true, DualStackAddressFamily: true,
 	}
@@ -92,7 +92,7 @@ func TestPeerFields(t *testing.T) {
 	if q.Address != netip.MustParseAddr("2001:db8::1") || q.SourceAddress != netip.MustParseAddr("2001:db8::2") ||
 		q.RouterID != netip.MustParseAddr("192.0.2.9") || q.Port != 1179 || q.ConnectTime != 10*time.Second ||
 		q.Password != "s3cret" || q.PasswordSecret != "pw" || q.BFDProfile != "f" || !q.EnableGracefulRestart ||
-		!q.DualStackAddressFamily || q.LocalASN != 64999 || q.DynamicASN != "internal" || !q.IBGP() {
+		!q.DualStackAddressFamily || q.LocalASN != 64999 || q.ASN != 64500 || !q.IBGP() {
 		t.Errorf("peer not carried over: %+v", q)
 	}
 	if !q.MatchesNode(map[string]string{"rack": "a"}) || q.MatchesNode(map[string]string{"rack": "b"}) {

@@ -281,6 +281,19 @@ func TestRules(t *testing.T) {
 			return s
 		}())}},
 			kind: KindBGPPeer, obj: "q", field: "spec.vrf", fragments: []string{"vrf is not supported yet"}},
+		{name: "unnumbered not yet", res: Resources{BGPPeers: []v1beta2.BGPPeer{peer("q", func() v1beta2.BGPPeerSpec {
+			s := ebgp("")
+			s.Interface = "eth1"
+			return s
+		}())}},
+			kind: KindBGPPeer, obj: "q", field: "spec.interface", fragments: []string{"unnumbered BGP", "not supported yet"}},
+		{name: "dynamicASN not yet", res: Resources{BGPPeers: []v1beta2.BGPPeer{peer("q", func() v1beta2.BGPPeerSpec {
+			s := ebgp("192.0.2.1")
+			s.ASN = 0
+			s.DynamicASN = "external"
+			return s
+		}())}},
+			kind: KindBGPPeer, obj: "q", field: "spec.dynamicASN", fragments: []string{"not supported yet"}},
 		{name: "missing BFD profile is transient", res: Resources{BGPPeers: []v1beta2.BGPPeer{peer("q", func() v1beta2.BGPPeerSpec {
 			s := ebgp("192.0.2.1")
 			s.BFDProfile = "fast"
