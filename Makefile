@@ -54,3 +54,8 @@ lab: build ## Herald on a LAN of network namespaces: addresses, ARP/NDP, curl, a
 
 lab-down: build ## remove whatever a killed `make lab` left behind (namespaces, processes, files)
 	bin/herald lab-down
+
+.PHONY: bench-l2
+bench-l2: build ## Layer 2 in the lab: failover, graceful handover, footprint, ARP flood (root, ~10 min): writes bench/results/l2-*.{json,md}
+	assets="$$(hack/testenv.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" $(GO) run ./bench/l2bench $(L2BENCH_FLAGS)

@@ -309,7 +309,7 @@ func (r *Responder) Answer(frame []byte, now time.Time) (reply []byte, addr neti
 	in := r.proto.Inspect(frame, r.mac, r.owns)
 	if in.Claimed.IsValid() && !bytes.Equal(in.ClaimedBy, r.mac) && r.table.Conflict(in.Claimed, now, conflictEvery) {
 		other := slices.Clone(in.ClaimedBy)
-		r.log.Warn("another host claims an owned address", "address", in.Claimed, "mac", other)
+		r.log.Warn("another host claims an owned address", "address", in.Claimed, "mac", other.String())
 		if r.opts.OnConflict != nil {
 			r.opts.OnConflict(in.Claimed, other)
 		}

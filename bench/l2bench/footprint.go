@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/herald-lb/herald/internal/lab"
+)
+
+// usage is one speaker's footprint over a window.
+type usage struct {
+	node  string
+	pid   int
+	mem   memory
+	cpu   float64 // CPU seconds in the window
+	cores float64 // cpu / window: fraction of one core
+	owned int     // addresses it announces (metallb_speaker_announced)
+	heap  uint64  // Go heap in use (go_memstats_heap_inuse_bytes), 0 if not exported
+	arp   int     // ARP packet sockets open in its namespace
+}
+
+// cpuSnap is every speaker's pid and CPU time at one instant.
+type cpuSnap struct {
+	at   time.Time
+	pids map[string]int
+	cpu  map[string]float64
+}
+
+func (b *bench) snapCPU() (cpuSnap, error) {
+	s := cpuSnap{at: time.Now(), pids: map[string]int{}, cpu: map[string]float64{}}
+	for _, n := range b.lab.Nodes() {
+		pid, err := speakerPID(b.herald, b.lab.Kubeconfig(), n.Name)
+		if err != nil {
+			return s, err
+		}
+		c, err := cpuSeconds(pid)
+		if err != nil {
+			return s, fmt.Errorf("%s (pid %d): %w", n.Name, pid, err)
+		}
+		s.pids[n.Name], s.cpu[n.Name] = pid, c
+	}
+	return s, nil
+}
+
+// usageBetween is each speaker's CPU use between two snapshots and its
+// memory now. A speaker that restarted in between is an error: its CPU
+// time started again from zero.
+func (b *bench) usageBetween(ctx context.Context, from, to cpuSnap) ([]usage, error) {
+	window := to.at.Sub(from.at).Seconds()
+	var out []usage
+	for _, n := range b.lab.Nodes() {
+		pid := to.pids[n.Name]
+		if pid != from.pids[n.Name] {
+			return nil, fmt.Errorf("%s's speaker restarted during the window (pid %d, then %d)", n.Name, from.pids[n.Name], pid)
+		}
+		mem, err := readMemory(pid)
+		if err != nil {
+			return nil, fmt.Errorf("%s (pid %d): %w", n.Name, pid, err)
+		}
+		u := usage{node: n.Name, pid: pid, mem: mem, cpu: to.cpu[n.Name] - from.cpu[n.Name]}
+		u.cores = u.cpu / window
+		m, err := scrapeSpeaker(ctx, n.Namespace)
+		if err != nil {
+			return nil, err
+		}
+		u.owned = m.count("metallb_speaker_announced", nil)
+		u.heap = uint64(m.value("go_memstats_heap_inuse_bytes"))
+		if u.arp, err = arpSockets(pid); err != nil {
+			return nil, fmt.Errorf("%s (pid %d): %w", n.Name, pid, err)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// idleUsage measures every speaker over window with nothing happening.
+func (b *bench) idleUsage(ctx context.Context, window time.Duration) ([]usage, error) {
+	from, err := b.snapCPU()
+	if err != nil {
+		return nil, err
+	}
+	if err := sleep(ctx, window); err != nil {
+		return nil, err
+	}
+	to, err := b.snapCPU()
+	if err != nil {
+		return nil, err
+	}
+	return b.usageBetween(ctx, from, to)
+}
+
+// bulkPool holds the many-addresses Services: inside the LAN's
+// 2001:db8::/64 and clear of the lab's own pool.
+const (
+	bulkPoolName = "l2bench-bulk"
+	bulkPrefix   = "2001:db8::1:0/112"
+	bulkLabel    = "l2bench"
+)
+
+// checkBulkPool makes sure the bulk prefix is on the LAN, does not overlap
+// the lab's IPv6 pool and is big enough.
+func checkBulkPool(n int) (netip.Prefix, error) {
+	p := netip.MustParsePrefix(bulkPrefix)
+	lan := netip.MustParsePrefix("2001:db8::/64")
+	if !lan.Contains(p.Addr()) || p.Bits() < lan.Bits() {
+		return p, fmt.Errorf("%s is not inside the LAN's %s", p, lan)
+	}
+	first, last, err := parseRange(lab.Pool6)
+	if err != nil {
+		return p, fmt.Errorf("lab pool %s: %w", lab.Pool6, err)
+	}
+	if rangesOverlap(p, first, last) {
+		return p, fmt.Errorf("%s overlaps the lab's pool %s", p, lab.Pool6)
+	}
+	if size := 1 << (128 - p.Bits()); n > size-2 {
+		return p, fmt.Errorf("%d addresses do not fit in %s", n, p)
+	}
+	return p, nil
+}
+
+func bulkConfig() string {
+	return `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: ` + bulkPoolName + `, namespace: ` + lab.HeraldNamespace + `}
+spec:
+  addresses: ["` + bulkPrefix + `"]
+  autoAssign: false
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: ` + bulkPoolName + `, namespace: ` + lab.HeraldNamespace + `}
+spec:
+  ipAddressPools: [` + bulkPoolName + `]
+`
+}
+
+// bulkResult is how the many Services came up.
+type bulkResult struct {
+	created, addressed, announced time.Duration // from the first create
+	perNode                       map[string]int
+}
+
+// createBulk creates n single-stack IPv6 LoadBalancer Services from the bulk
+// pool, each with a ready endpoint on every node (a Cluster-policy Service
+// is announced only with one), and waits until all have addresses and the
+// speakers announce them all. The lab's own client is rate limited to
+// client-go's default 5 requests per second; this one is not.
+func (b *bench) createBulk(ctx context.Context, n int) (bulkResult, error) {
+	var res bulkResult
+	prefix, err := checkBulkPool(n)
+	if err != nil {
+		return res, err
+	}
+	if err := b.lab.Apply(ctx, bulkConfig()); err != nil {
+		return res, err
+	}
+	cfg := b.lab.Config()
+	cfg.QPS, cfg.Burst = 500, 1000
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return res, err
+	}
+	nodes := b.lab.Nodes()
+	start := time.Now()
+	jobs := make(chan int)
+	errc := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := range jobs {
+				if err := createBulkService(ctx, cs, fmt.Sprintf("bulk-%04d", i), nodes); err != nil {
+					select {
+					case errc <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+feed:
+	for i := range n {
+		select {
+		case jobs <- i:
+		case err = <-errc:
+			break feed
+		case <-ctx.Done():
+			err = ctx.Err()
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if err == nil {
+		select {
+		case err = <-errc:
+		default:
+		}
+	}
+	if err != nil {
+		return res, err
+	}
+	res.created = time.Since(start)
+	b.log.Info("bulk Services created", "count", n, "took", res.created.Round(time.Millisecond))
+
+	wait := func(what string, done func() (bool, string, error)) error {
+		wctx, cancel := context.WithTimeout(ctx, b.o.bulkTimeout)
+		defer cancel()
+		for {
+			ok, state, err := done()
+			if err != nil {
+				return err
+			}
+			if ok {
+				return nil
+			}
+			if err := sleep(wctx, 500*time.Millisecond); err != nil {
+				return fmt.Errorf("%s: still %s: %w", what, state, err)
+			}
+		}
+	}
+	err = wait("addresses", func() (bool, string, error) {
+		list, err := cs.CoreV1().Services("default").List(ctx, metav1.ListOptions{LabelSelector: bulkLabel + "=bulk"})
+		if err != nil {
+			return false, "", err
+		}
+		got := 0
+		for _, s := range list.Items {
+			if len(s.Status.LoadBalancer.Ingress) > 0 {
+				got++
+			}
+		}
+		return got == n, fmt.Sprintf("%d of %d addressed", got, n), nil
+	})
+	if err != nil {
+		return res, err
+	}
+	res.addressed = time.Since(start)
+	b.log.Info("bulk Services addressed", "count", n, "took", res.addressed.Round(time.Millisecond))
+
+	inBulk := func(labels string) bool {
+		_, rest, ok := strings.Cut(labels, `ip="`)
+		if !ok {
+			return false
+		}
+		ip, _, _ := strings.Cut(rest, `"`)
+		a, err := netip.ParseAddr(ip)
+		return err == nil && prefix.Contains(a)
+	}
+	err = wait("announcements", func() (bool, string, error) {
+		res.perNode = map[string]int{}
+		total := 0
+		for _, nd := range nodes {
+			m, err := scrapeSpeaker(ctx, nd.Namespace)
+			if err != nil {
+				return false, "", err
+			}
+			c := m.count("metallb_speaker_announced", inBulk)
+			res.perNode[nd.Name] = c
+			total += c
+		}
+		return total == n, fmt.Sprintf("%d of %d announced (%v)", total, n, res.perNode), nil
+	})
+	if err != nil {
+		return res, err
+	}
+	res.announced = time.Since(start)
+	b.log.Info("bulk addresses announced", "count", n, "took", res.announced.Round(time.Millisecond), "per node", res.perNode)
+	return res, nil
+}
+
+func createBulkService(ctx context.Context, cs kubernetes.Interface, name string, nodes []lab.Node) error {
+	single := corev1.IPFamilyPolicySingleStack
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: "default",
+			Labels:      map[string]string{bulkLabel: "bulk"},
+			Annotations: map[string]string{"metallb.io/address-pool": bulkPoolName},
+		},
+		Spec: corev1.ServiceSpec{
+			Type:           corev1.ServiceTypeLoadBalancer,
+			Selector:       map[string]string{"app": name},
+			IPFamilyPolicy: &single,
+			IPFamilies:     []corev1.IPFamily{corev1.IPv6Protocol},
+			Ports: []corev1.ServicePort{{
+				Name: "tcp-80", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(80),
+			}},
+		},
+	}
+	created, err := cs.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("service %s: %w", name, err)
+	}
+	port, proto := int32(80), corev1.ProtocolTCP
+	portName := "tcp-80"
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name + "-ipv6", Namespace: "default",
+			Labels: map[string]string{
+				discoveryv1.LabelServiceName: name,
+				discoveryv1.LabelManagedBy:   "l2bench",
+			},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: name, UID: created.UID}},
+		},
+		AddressType: discoveryv1.AddressTypeIPv6,
+		Ports:       []discoveryv1.EndpointPort{{Name: &portName, Protocol: &proto, Port: &port}},
+	}
+	for i, n := range nodes {
+		// Made-up pod addresses: nothing is ever sent to them.
+		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
+			Addresses:  []string{fmt.Sprintf("2001:db8:19::%d", i+1)},
+			Conditions: discoveryv1.EndpointConditions{Ready: new(true), Serving: new(true), Terminating: new(false)},
+			NodeName:   new(n.Name),
+		})
+	}
+	if _, err := cs.DiscoveryV1().EndpointSlices("default").Create(ctx, es, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("endpoints of %s: %w", name, err)
+	}
+	return nil
+}
