@@ -46,7 +46,7 @@ func mean(sum, n float64) float64 {
 func buildReport(o options, b *bench, r burstResult, seq *seqResult, loadavg string) report.Report {
 	rep := report.Report{
 		Title: "Controller end to end: LoadBalancer Services against a real API server",
-		Description: fmt.Sprintf("bin/herald controller runs as its own process (client-go default client settings, "+
+		Description: fmt.Sprintf("bin/herald controller runs as its own process (no client-side rate limit, as herald sets it, "+
 			"leader election off) against envtest's kube-apiserver and etcd on the same machine. "+
 			"Burst: %d LoadBalancer Services (%d single-stack IPv4 from 198.18.0.0/15, %d single-stack IPv6 from 2001:db8::/64, "+
 			"one TCP port each, over %d namespaces) created by %d parallel creators; the time runs from the first create "+
