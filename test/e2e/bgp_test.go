@@ -106,3 +106,50 @@ func TestBGP(t *testing.T) {
 		t.Logf("node1 withdrawn %s after SIGTERM (including the speaker's shutdown)", time.Since(start))
 	})
 }
+
+// TestSeed002 applies seed 002's manifests as written, with only the
+// addresses moved into the lab (peer addresses 192.168.33.2 and .4 become the lab
+// router's 192.0.2.1 and 2001:db8::1; the pool 192.168.32.0/24 becomes
+// 203.0.113.0/24): sessions come up, and the first Service is advertised
+// from every node as a /32 with community 65535:65282, as the file says.
+func TestSeed002(t *testing.T) {
+	l := startBareLab(t, func(o *lab.Options) { o.Router = true })
+	ctx := ctxT(t, 3*time.Minute)
+	f := seedFile(t, "002-bgp-flux-helm.yaml")
+	yaml := strings.NewReplacer(
+		"peerAddress: 192.168.33.2", "peerAddress: 192.0.2.1",
+		"peerAddress: 192.168.33.4", "peerAddress: 2001:db8::1",
+		"192.168.32.0/24", "203.0.113.0/24",
+	).Replace(f.Raw)
+	if err := l.Apply(ctx, yaml); err != nil {
+		t.Fatal(err)
+	}
+	addrs := service(t, l, lab.Service{Name: "first"})
+	if addrs[0] != netip.MustParseAddr("203.0.113.0") {
+		t.Errorf("first Service got %s, want the pool's first address (the seed's 192.168.32.0)", addrs[0])
+	}
+	eventually(t, "both sessions from every node established", 60*time.Second, func() (bool, string) {
+		st, err := l.RouterSessions(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		up := 0
+		for _, s := range st {
+			if s == "Established" {
+				up++
+			}
+		}
+		return up == 6, fmt.Sprint(st)
+	})
+	host := netip.PrefixFrom(addrs[0], 32)
+	if _, err := l.WaitRouterRoutes(ctx, host, 3); err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.Vtysh(ctx, "show bgp ipv4 unicast "+host.String()+" json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(out, `"no-advertise"`) != 3 {
+		t.Errorf("want 3 paths with community 65535:65282 (no-advertise):\n%s", out)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-lb/herald/internal/lab"
+	"github.com/herald-lb/herald/internal/seeds"
 	"github.com/herald-lb/herald/internal/testcluster"
 )
 
@@ -68,9 +69,24 @@ func requireLab(t *testing.T) string {
 	return assets
 }
 
-// startLab starts a lab with the seed-style configuration applied, and
-// removes it when the test ends.
+// startLab starts a lab with the seed-style configuration applied (Layer 2,
+// or BGP to the router when there is one), and removes it when the test
+// ends.
 func startLab(t *testing.T, mod ...func(*lab.Options)) *lab.Lab {
+	t.Helper()
+	l := startBareLab(t, mod...)
+	config := lab.Config()
+	if l.RouterNode().Name != "" {
+		config = l.RouterBGPConfig()
+	}
+	if err := l.Apply(ctxT(t, time.Minute), config); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// startBareLab starts a lab with no Herald configuration.
+func startBareLab(t *testing.T, mod ...func(*lab.Options)) *lab.Lab {
 	t.Helper()
 	assets := requireLab(t)
 	logDir := t.TempDir()
@@ -98,13 +114,6 @@ func startLab(t *testing.T, mod ...func(*lab.Options)) *lab.Lab {
 			t.Errorf("close lab: %v", err)
 		}
 	})
-	config := lab.Config()
-	if opts.Router {
-		config = l.RouterBGPConfig()
-	}
-	if err := l.Apply(ctx, config); err != nil {
-		t.Fatal(err)
-	}
 	return l
 }
 
@@ -178,3 +187,14 @@ func eventually(t *testing.T, what string, d time.Duration, cond func() (bool, s
 }
 
 var _ = metav1.Now
+
+func seedFile(t *testing.T, name string) seeds.File {
+	t.Helper()
+	for _, f := range seeds.ForTest(t, testcluster.RepoRoot()) {
+		if f.Name == name {
+			return f
+		}
+	}
+	t.Fatalf("seed %s not found", name)
+	return seeds.File{}
+}
