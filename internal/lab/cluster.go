@@ -215,7 +215,7 @@ func (l *Lab) Apply(ctx context.Context, manifests string) error {
 }
 
 // Config is the seed-style configuration the demo applies: one pool with
-// both families and an L2Advertisement for every pool, in Herald's
+// both families and an L2Advertisement for it, in Herald's
 // namespace, as a MetalLB user writes them.
 func Config() string {
 	return `apiVersion: metallb.io/v1beta1
@@ -233,6 +233,9 @@ kind: L2Advertisement
 metadata:
   name: lab
   namespace: ` + HeraldNamespace + `
+spec:
+  ipAddressPools:
+  - lab
 `
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -53,7 +54,9 @@ func Demo(ctx context.Context, opts DemoOptions, out io.Writer) (err error) {
 		opts.NoSpeakers = noSpeaker
 	}
 
-	step("start", "kube-apiserver and etcd; a LAN of network namespaces")
+	// The demo shows BGP too, through a router running FRR with BFD.
+	opts.Router, opts.RouterBFD = true, true
+	step("start", "kube-apiserver and etcd; a LAN of network namespaces; a router with FRR")
 	l, err := Start(ctx, opts.Options)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -141,6 +144,36 @@ func Demo(ctx context.Context, opts DemoOptions, out io.Writer) (err error) {
 		step("default/"+s.name, "%-14s announced by %s (%s); curl from the client answered by %s", s.addr, s.owner, mac, who)
 	}
 
+	// BGP: one more Service from a pool advertised to the router, which
+	// installs one next hop per node (ECMP).
+	if err := l.Apply(ctx, l.RouterBGPConfig()); err != nil {
+		return err
+	}
+	r := l.RouterNode()
+	step("BGP", "router %s runs FRR (AS %d, BFD on), peers with every node (AS %d); pool bgp %s", r.IPv4, l.opts.RouterASN, l.opts.NodeASN, BGPPool4)
+	if _, err := l.CreateService(ctx, Service{Name: "web-bgp", Annotations: map[string]string{"metallb.io/address-pool": "bgp"}}); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	bgpAddrs, err := l.WaitAddresses(wctx, "default", "web-bgp")
+	cancel()
+	if err != nil {
+		return err
+	}
+	host := netip.PrefixFrom(bgpAddrs[0], 32)
+	wctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	hops, err := l.WaitRouterRoutes(wctx, host, len(l.Nodes()))
+	cancel()
+	if err != nil {
+		return err
+	}
+	step("default/web-bgp", "%s: the router's kernel route has %d next hops %v", bgpAddrs[0], len(hops), hops)
+	spread, err := l.SpreadFromRemote(ctx, bgpAddrs[0], 80, 30)
+	if err != nil {
+		return err
+	}
+	step("ECMP", "30 requests from %s (another subnet) answered by %s", l.RemoteNode().IPv4, formatSpread(spread))
+
 	victim := svcs[0].owner
 	probes := map[*demoService]*Probe{}
 	for _, s := range svcs {
@@ -169,6 +202,20 @@ func Demo(ctx context.Context, opts DemoOptions, out io.Writer) (err error) {
 		}
 	}
 	time.Sleep(100 * time.Millisecond)
+	// The router drops the victim's next hop when BFD declares it down.
+	victimIP := l.Nodes()[0].IPv4
+	for _, n := range l.Nodes() {
+		if n.Name == victim {
+			victimIP = n.IPv4
+		}
+	}
+	for wait := time.Now().Add(30 * time.Second); time.Now().Before(wait); time.Sleep(10 * time.Millisecond) {
+		hops, err := l.RouterRoutes(ctx, host)
+		if err == nil && !containsAddr(hops, victimIP) {
+			step("default/web-bgp", "router withdrew %s's next hop %s after the failure; %d left", victim, time.Since(since).Round(10*time.Millisecond), len(hops))
+			break
+		}
+	}
 	for _, s := range svcs {
 		samples := probes[s].Stop()
 		if s.owner != victim {
@@ -203,4 +250,27 @@ The lab stays up until Ctrl-C. Try:
 `, client, svcs[0].addr, svcs[1].addr, filepath.Join(opts.Assets, "kubectl"), l.Kubeconfig(), filepath.Dir(l.LogPath("controller")))
 	<-ctx.Done()
 	return nil
+}
+
+func containsAddr(list []netip.Addr, a netip.Addr) bool {
+	for _, x := range list {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// formatSpread prints "node1 10, node2 12, node3 8".
+func formatSpread(m map[string]int) string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s %d", n, m[n])
+	}
+	return strings.Join(parts, ", ")
 }
