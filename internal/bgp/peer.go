@@ -117,7 +117,10 @@ func (c Config) apiPeer(p Peer) *api.Peer {
 	if connect == 0 {
 		connect = DefaultConnectTime
 	}
-	timers := &api.TimersConfig{ConnectRetry: seconds(connect)}
+	// A reset session is retried after the connect time too, not after
+	// GoBGP's default 30 s: a BFD session still coming up can reset a
+	// fresh BGP session once, and the LAN should not wait half a minute.
+	timers := &api.TimersConfig{ConnectRetry: seconds(connect), IdleHoldTimeAfterReset: max(seconds(connect), 1)}
 	if p.HoldTime > 0 {
 		timers.HoldTime = seconds(p.HoldTime)
 		keepalive := p.KeepaliveTime
