@@ -225,6 +225,10 @@ type speaker struct {
 	readyAt time.Time
 	// dataPlaneDown: no interface of the node can carry traffic.
 	dataPlaneDown bool
+	// announceFailed: Services this node should announce but cannot (no
+	// usable interface); the Event goes out once per failure. Only the
+	// sync loop touches it.
+	announceFailed map[string]bool
 }
 
 func (s *speaker) trigger() {
@@ -609,6 +613,8 @@ func poolOf(cfg *config.Config, a netip.Addr) string {
 func (s *speaker) apply(ctx context.Context, plan []Announcement, ifaces []Iface) error {
 	want := map[string][]netip.Addr{}
 	owned := map[string]Announcement{}
+	failed := map[string]bool{}
+	defer func() { s.announceFailed = failed }()
 	for _, a := range plan {
 		if a.Owner != s.opts.NodeName {
 			continue
@@ -621,8 +627,12 @@ func (s *speaker) apply(ctx context.Context, plan []Announcement, ifaces []Iface
 			}
 		}
 		if len(used) == 0 {
-			s.event(ctx, a.Service, corev1.EventTypeWarning, "announceFailed",
-				fmt.Sprintf("the interfaces specified by LB IP %q don't exist or are down on assigned node %q with protocol \"layer2\"", a.Addrs[0], s.opts.NodeName))
+			// Once per failure, not on every sync.
+			if !s.announceFailed[a.Service] {
+				s.event(ctx, a.Service, corev1.EventTypeWarning, "announceFailed",
+					fmt.Sprintf("the interfaces specified by LB IP %q don't exist or are down on assigned node %q with protocol \"layer2\"", a.Addrs[0], s.opts.NodeName))
+			}
+			failed[a.Service] = true
 			continue
 		}
 		a.Interfaces = uniqueSorted(used)
