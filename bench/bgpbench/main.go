@@ -1,0 +1,282 @@
+// Command bgpbench measures Herald's BGP mode in the network-namespace lab
+// (internal/lab) with its FRR router: three nodes peering with the router
+// over IPv4 and IPv6, a remote client behind the router. In one run it
+// measures
+//
+//   - node hard loss: node1's speaker is killed (SIGKILL) and its link cut
+//     at once; the time until the router's kernel route for the Service /32
+//     no longer lists node1, and until requests from the remote client stop
+//     failing, with BFD (100 ms x 3) over -bfd-runs runs and without BFD at
+//     holdTime 3s over -hold-runs runs;
+//   - graceful stop: node1's speaker gets SIGTERM -graceful-runs times; the
+//     time until the router's route loses node1;
+//   - -services Services appearing at once: the time until the router has
+//     every /32 from every node;
+//   - the speakers' RSS with those prefixes advertised.
+//
+// It writes bench/results/bgp-{failover,scale}.{json,md}. Run as root from
+// the repository root after `make build`:
+//
+//	go run ./bench/bgpbench
+//	go run ./bench/bgpbench -bfd-runs 2 -hold-runs 1 -graceful-runs 2 -services 100 -out /tmp/bgp  # smoke run
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/herald-lb/herald/internal/lab"
+)
+
+type options struct {
+	bfdRuns, holdRuns, gracefulRuns int
+	services                        int
+	probeEvery, settle              time.Duration
+	lossTimeout, settleTimeout      time.Duration
+	bulkTimeout                     time.Duration
+	herald, assets, repo, out, logs string
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.bfdRuns, "bfd-runs", 10, "hard node losses with BFD 100 ms x 3")
+	flag.IntVar(&o.holdRuns, "hold-runs", 10, "hard node losses without BFD, holdTime 3s")
+	flag.IntVar(&o.gracefulRuns, "graceful-runs", 10, "graceful stops (SIGTERM)")
+	flag.IntVar(&o.services, "services", 1000, "Services created at once for the scale test (0 skips it)")
+	flag.DurationVar(&o.probeEvery, "probe-every", 20*time.Millisecond, "interval between the remote client's requests")
+	flag.DurationVar(&o.settle, "settle", time.Second, "pause after node1 is back, before the next run")
+	flag.DurationVar(&o.lossTimeout, "loss-timeout", 30*time.Second, "give up on the router dropping node1 after this long")
+	flag.DurationVar(&o.settleTimeout, "settle-timeout", 90*time.Second, "give up waiting for node1's route to come back after this long")
+	flag.DurationVar(&o.bulkTimeout, "bulk-timeout", 5*time.Minute, "give up waiting for the Services' routes after this long")
+	flag.StringVar(&o.herald, "herald", "bin/herald", "herald binary (make build)")
+	flag.StringVar(&o.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "kube-apiserver/etcd/kubectl folder; empty runs hack/testenv.sh")
+	flag.StringVar(&o.repo, "repo", ".", "repository root (config/crd/bases, hack/testenv.sh)")
+	flag.StringVar(&o.out, "out", "bench/results", "directory for the bgp-*.json and bgp-*.md files")
+	flag.StringVar(&o.logs, "logs", "", "keep the lab's process logs in this folder (default: a new folder under $TMPDIR, kept)")
+	flag.Parse()
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Ctrl-C cancels the context; every wait watches it and run's deferred
+	// Close removes the lab.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, o, log)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("interrupted (the lab is removed): %w", err)
+	}
+	stop()
+	if err != nil {
+		log.Error("bgpbench failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func (o options) validate() error {
+	switch {
+	case o.bfdRuns < 0 || o.holdRuns < 0 || o.gracefulRuns < 0:
+		return errors.New("run counts must not be negative")
+	case o.services < 0 || o.services > bulkPoolSize:
+		return fmt.Errorf("-services must be between 0 and %d (the size of %s)", bulkPoolSize, bulkPool)
+	case o.probeEvery <= 0:
+		return errors.New("-probe-every must be positive")
+	}
+	return nil
+}
+
+// bench is one run over one lab.
+type bench struct {
+	o      options
+	lab    *lab.Lab
+	herald string
+	log    *slog.Logger
+}
+
+func run(ctx context.Context, o options, log *slog.Logger) (err error) {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	herald, err := filepath.Abs(o.herald)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(herald); err != nil {
+		return fmt.Errorf("herald binary: %w (run `make build` first)", err)
+	}
+	assets := o.assets
+	if assets == "" {
+		out, err := exec.CommandContext(ctx, filepath.Join(o.repo, "hack", "testenv.sh")).Output()
+		if err != nil {
+			return fmt.Errorf("hack/testenv.sh: %w", err)
+		}
+		assets = strings.TrimSpace(string(out))
+	}
+	if o.logs == "" {
+		if o.logs, err = os.MkdirTemp("", "bgpbench-logs-"); err != nil {
+			return err
+		}
+	}
+	loadavg, _ := os.ReadFile("/proc/loadavg")
+
+	b := &bench{o: o, herald: herald, log: log}
+	opts := lab.Options{
+		Herald: herald, Assets: assets,
+		CRDs:   filepath.Join(o.repo, "config", "crd", "bases"),
+		LogDir: o.logs,
+		Log:    log,
+		Router: true,
+		// FRR runs bfdd on every neighbour; setFRRBFD tunes or removes it.
+		RouterBFD: true,
+	}
+	log.Info("starting the lab", "logs", o.logs)
+	l, err := lab.Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	b.lab = l
+	defer func() {
+		if err != nil && ctx.Err() == nil {
+			if perr := l.CheckProcesses(); perr != nil {
+				err = errors.Join(err, perr)
+			}
+			for _, n := range l.Nodes() {
+				log.Warn("end of log", "process", "speaker-"+n.Name, "log", "\n"+l.LogTail("speaker-"+n.Name, 30))
+			}
+			log.Warn("router logs", "log", "\n"+l.RouterLogs(20))
+		}
+		if cerr := l.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close lab: %w", cerr))
+		} else {
+			log.Info("lab removed", "logs kept in", o.logs)
+		}
+	}()
+
+	var res results
+	res.started = time.Now()
+	res.loadavg = strings.TrimSpace(string(loadavg))
+	// Whatever was measured is written even if a later step fails.
+	written := false
+	defer func() {
+		if written || len(res.bfd)+len(res.hold)+len(res.graceful) == 0 {
+			return
+		}
+		res.finished = time.Now()
+		res.incomplete = fmt.Sprint(err)
+		if werr := writeReports(o, res); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}()
+
+	// Phase 1: BFD 100 ms x 3 on both sides, hold time left to negotiation.
+	if err := b.configure(ctx, true, 0); err != nil {
+		return err
+	}
+	svc, err := b.webService(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("Service web routed through every node", "prefix", svc)
+	if res.bfdState, err = b.waitBFDUp(ctx); err != nil {
+		return err
+	}
+	res.bfdTimers, _ = b.sessionTimers(ctx)
+	if res.graceful, err = b.gracefulStops(ctx, svc, o.gracefulRuns); err != nil {
+		return fmt.Errorf("graceful stop: %w", err)
+	}
+	if res.bfd, err = b.hardLosses(ctx, svc, o.bfdRuns, "bfd"); err != nil {
+		return fmt.Errorf("hard loss with BFD: %w", err)
+	}
+
+	// Phase 2: no BFD, holdTime 3s.
+	if o.holdRuns > 0 {
+		if err := b.configure(ctx, false, 3*time.Second); err != nil {
+			return err
+		}
+		if err := b.waitHold(ctx, 3*time.Second); err != nil {
+			return err
+		}
+		if _, err := b.waitHops(ctx, svc, 3); err != nil {
+			return err
+		}
+		res.holdTimers, _ = b.sessionTimers(ctx)
+		if res.hold, err = b.hardLosses(ctx, svc, o.holdRuns, "hold3s"); err != nil {
+			return fmt.Errorf("hard loss without BFD: %w", err)
+		}
+	}
+
+	if o.services > 0 {
+		// Fresh speakers, so that their peak RSS is their start plus the
+		// many prefixes, nothing else.
+		if err := b.restartSpeakers(ctx, svc); err != nil {
+			return err
+		}
+		if err := sleep(ctx, 5*time.Second); err != nil {
+			return err
+		}
+		if res.memBefore, err = b.speakerMemory(); err != nil {
+			return err
+		}
+		if res.bulk, err = b.createBulk(ctx, o.services); err != nil {
+			return fmt.Errorf("%d Services: %w", o.services, err)
+		}
+		if err := sleep(ctx, 10*time.Second); err != nil {
+			return err
+		}
+		if res.memAfter, err = b.speakerMemory(); err != nil {
+			return err
+		}
+		if res.prefixes, err = b.sessionPrefixes(ctx); err != nil {
+			return err
+		}
+		for _, m := range res.memAfter {
+			log.Info("speaker memory", "node", m.node, "rss MiB", mib(m.mem.rss), "hwm MiB", mib(m.mem.hwm))
+		}
+	}
+	res.finished = time.Now()
+
+	written = true
+	if err := writeReports(o, res); err != nil {
+		return err
+	}
+	printSummary(os.Stdout, o, res)
+	return nil
+}
+
+// restartSpeakers stops every speaker gracefully and starts them all
+// again, then waits for the Service's three next hops.
+func (b *bench) restartSpeakers(ctx context.Context, svc netip.Prefix) error {
+	b.log.Info("restarting every speaker")
+	for _, n := range b.lab.Nodes() {
+		if err := b.lab.StopSpeaker(n.Name, 10*time.Second); err != nil {
+			return err
+		}
+	}
+	for _, n := range b.lab.Nodes() {
+		if err := b.lab.StartSpeaker(n.Name); err != nil {
+			return err
+		}
+	}
+	_, err := b.waitHops(ctx, svc, 3)
+	return err
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
