@@ -261,8 +261,8 @@ func (s *speaker) allPeerNames() []string {
 // bgpCollector reports the sessions at scrape time, with MetalLB's metric
 // names; a peer that goes away leaves no series behind.
 type bgpCollector struct {
-	r                      *bgpRunner
-	up, updates, announced *prometheus.Desc
+	r                           *bgpRunner
+	up, updates, announced, bfd *prometheus.Desc
 }
 
 func newBGPCollector(r *bgpRunner) *bgpCollector {
@@ -270,6 +270,7 @@ func newBGPCollector(r *bgpRunner) *bgpCollector {
 		up:        prometheus.NewDesc("metallb_bgp_session_up", "1 if the BGP session to the peer is established.", []string{"peer"}, nil),
 		updates:   prometheus.NewDesc("metallb_bgp_updates_total", "BGP UPDATE messages sent to the peer.", []string{"peer"}, nil),
 		announced: prometheus.NewDesc("metallb_bgp_announced_prefixes_total", "Prefixes advertised to the peer.", []string{"peer"}, nil),
+		bfd:       prometheus.NewDesc("metallb_bfd_session_up", "1 if the BFD session to the peer is up; only peers with a bfdProfile.", []string{"peer"}, nil),
 	}
 }
 
@@ -277,6 +278,7 @@ func (c *bgpCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.up
 	ch <- c.updates
 	ch <- c.announced
+	ch <- c.bfd
 }
 
 func (c *bgpCollector) Collect(ch chan<- prometheus.Metric) {
@@ -295,5 +297,12 @@ func (c *bgpCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, peer)
 		ch <- prometheus.MustNewConstMetric(c.updates, prometheus.CounterValue, float64(p.UpdatesSent), peer)
 		ch <- prometheus.MustNewConstMetric(c.announced, prometheus.GaugeValue, float64(p.Advertised), peer)
+		if p.BFDState != "" {
+			bfdUp := 0.0
+			if p.BFDState == "up" {
+				bfdUp = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.bfd, prometheus.GaugeValue, bfdUp, peer)
+		}
 	}
 }
