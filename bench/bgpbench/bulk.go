@@ -4,17 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/herald-lb/herald/internal/lab"
+	"github.com/herald-lb/herald/bench/bulksvc"
 )
 
 // bulkResult is the scale test: times from the first create request.
@@ -82,41 +79,7 @@ func (b *bench) createBulk(ctx context.Context, n int) (bulkResult, error) {
 		}
 	}()
 
-	jobs := make(chan int)
-	errc := make(chan error, 1)
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for i := range jobs {
-				if err := createBulkService(wctx, cs, fmt.Sprintf("bulk-%04d", i), nodes); err != nil {
-					select {
-					case errc <- err:
-					default:
-					}
-				}
-			}
-		})
-	}
-feed:
-	for i := range n {
-		select {
-		case jobs <- i:
-		case err = <-errc:
-			break feed
-		case <-ctx.Done():
-			err = ctx.Err()
-			break feed
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if err == nil {
-		select {
-		case err = <-errc:
-		default:
-		}
-	}
-	if err != nil {
+	if err := bulksvc.CreateMany(wctx, cs, n, 16, bulkService(), nodes); err != nil {
 		cancel()
 		<-watched
 		return res, err
@@ -160,51 +123,13 @@ func addServiceCIDR(ctx context.Context, cs kubernetes.Interface) error {
 	return sleep(ctx, 2*time.Second)
 }
 
-func createBulkService(ctx context.Context, cs kubernetes.Interface, name string, nodes []lab.Node) error {
-	single := corev1.IPFamilyPolicySingleStack
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name, Namespace: "default",
-			Annotations: map[string]string{"metallb.io/address-pool": bulkPoolName},
-		},
-		Spec: corev1.ServiceSpec{
-			Type:           corev1.ServiceTypeLoadBalancer,
-			Selector:       map[string]string{"app": name},
-			IPFamilyPolicy: &single,
-			IPFamilies:     []corev1.IPFamily{corev1.IPv4Protocol},
-			Ports: []corev1.ServicePort{{
-				Name: "tcp-80", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(80),
-			}},
-		},
+// bulkService is what the scale test's Services share: IPv4 addresses from
+// the bulk pool, an endpoint on every node.
+func bulkService() bulksvc.Spec {
+	return bulksvc.Spec{
+		Pool:       bulkPoolName,
+		Family:     corev1.IPv4Protocol,
+		ManagedBy:  "bgpbench",
+		PodAddress: func(i int) string { return fmt.Sprintf("198.18.100.%d", i) },
 	}
-	created, err := cs.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})
-	if err != nil {
-		return fmt.Errorf("service %s: %w", name, err)
-	}
-	port, proto := int32(80), corev1.ProtocolTCP
-	portName := "tcp-80"
-	es := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name + "-ipv4", Namespace: "default",
-			Labels: map[string]string{
-				discoveryv1.LabelServiceName: name,
-				discoveryv1.LabelManagedBy:   "bgpbench",
-			},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: name, UID: created.UID}},
-		},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: &portName, Protocol: &proto, Port: &port}},
-	}
-	for i, n := range nodes {
-		// Made-up pod addresses: nothing is ever sent to them.
-		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
-			Addresses:  []string{fmt.Sprintf("198.18.100.%d", i+1)},
-			Conditions: discoveryv1.EndpointConditions{Ready: new(true), Serving: new(true), Terminating: new(false)},
-			NodeName:   new(n.Name),
-		})
-	}
-	if _, err := cs.DiscoveryV1().EndpointSlices("default").Create(ctx, es, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("endpoints of %s: %w", name, err)
-	}
-	return nil
 }

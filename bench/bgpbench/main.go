@@ -29,13 +29,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/exec"
-	"os/signal"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/herald-lb/herald/bench/labrun"
 	"github.com/herald-lb/herald/internal/lab"
 )
 
@@ -45,7 +42,8 @@ type options struct {
 	probeEvery, settle              time.Duration
 	lossTimeout, settleTimeout      time.Duration
 	bulkTimeout                     time.Duration
-	herald, assets, repo, out, logs string
+	out                             string
+	inputs                          labrun.Inputs
 }
 
 func main() {
@@ -59,26 +57,13 @@ func main() {
 	flag.DurationVar(&o.lossTimeout, "loss-timeout", 30*time.Second, "give up on the router dropping node1 after this long")
 	flag.DurationVar(&o.settleTimeout, "settle-timeout", 90*time.Second, "give up waiting for node1's route to come back after this long")
 	flag.DurationVar(&o.bulkTimeout, "bulk-timeout", 5*time.Minute, "give up waiting for the Services' routes after this long")
-	flag.StringVar(&o.herald, "herald", "bin/herald", "herald binary (make build)")
-	flag.StringVar(&o.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "kube-apiserver/etcd/kubectl folder; empty runs hack/testenv.sh")
-	flag.StringVar(&o.repo, "repo", ".", "repository root (config/crd/bases, hack/testenv.sh)")
+	o.inputs.Register(flag.CommandLine)
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the bgp-*.json and bgp-*.md files")
-	flag.StringVar(&o.logs, "logs", "", "keep the lab's process logs in this folder (default: a new folder under $TMPDIR, kept)")
 	flag.Parse()
 
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	// Ctrl-C cancels the context; every wait watches it and run's deferred
-	// Close removes the lab.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o, log)
-	if err != nil && ctx.Err() != nil {
-		err = fmt.Errorf("interrupted (the lab is removed): %w", err)
-	}
-	stop()
-	if err != nil {
-		log.Error("bgpbench failed", "err", err)
-		os.Exit(1)
-	}
+	labrun.Main("bgpbench", func(ctx context.Context, log *slog.Logger) error {
+		return run(ctx, o, log)
+	})
 }
 
 func (o options) validate() error {
@@ -105,60 +90,24 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	herald, err := filepath.Abs(o.herald)
+	opts, err := o.inputs.Options(ctx, "bgpbench-logs-", log)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(herald); err != nil {
-		return fmt.Errorf("herald binary: %w (run `make build` first)", err)
-	}
-	assets := o.assets
-	if assets == "" {
-		out, err := exec.CommandContext(ctx, filepath.Join(o.repo, "hack", "testenv.sh")).Output()
-		if err != nil {
-			return fmt.Errorf("hack/testenv.sh: %w", err)
-		}
-		assets = strings.TrimSpace(string(out))
-	}
-	if o.logs == "" {
-		if o.logs, err = os.MkdirTemp("", "bgpbench-logs-"); err != nil {
-			return err
-		}
-	}
 	loadavg, _ := os.ReadFile("/proc/loadavg")
 
-	b := &bench{o: o, herald: herald, log: log}
-	opts := lab.Options{
-		Herald: herald, Assets: assets,
-		CRDs:   filepath.Join(o.repo, "config", "crd", "bases"),
-		LogDir: o.logs,
-		Log:    log,
-		Router: true,
-		// FRR runs bfdd on every neighbour; setFRRBFD tunes or removes it.
-		RouterBFD: true,
-	}
-	log.Info("starting the lab", "logs", o.logs)
-	l, err := lab.Start(ctx, opts)
+	b := &bench{o: o, herald: opts.Herald, log: log}
+	opts.Router = true
+	// FRR runs bfdd on every neighbour; setFRRBFD tunes or removes it.
+	opts.RouterBFD = true
+	l, done, err := labrun.Start(ctx, opts, func(l *lab.Lab) {
+		log.Warn("router logs", "log", "\n"+l.RouterLogs(20))
+	})
 	if err != nil {
 		return err
 	}
 	b.lab = l
-	defer func() {
-		if err != nil && ctx.Err() == nil {
-			if perr := l.CheckProcesses(); perr != nil {
-				err = errors.Join(err, perr)
-			}
-			for _, n := range l.Nodes() {
-				log.Warn("end of log", "process", "speaker-"+n.Name, "log", "\n"+l.LogTail("speaker-"+n.Name, 30))
-			}
-			log.Warn("router logs", "log", "\n"+l.RouterLogs(20))
-		}
-		if cerr := l.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close lab: %w", cerr))
-		} else {
-			log.Info("lab removed", "logs kept in", o.logs)
-		}
-	}()
+	defer func() { err = done(err) }()
 
 	var res results
 	res.started = time.Now()

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/bench/procstat"
 )
 
 const (
@@ -198,32 +199,32 @@ type sample struct {
 func (b *bench) sample(ctx context.Context) (sample, error) {
 	s := sample{at: time.Now(), requestsByMethod: map[string]float64{}}
 	var err error
-	if s.ctlCPU, err = cpuSeconds(b.ctl.pid()); err != nil {
+	if s.ctlCPU, err = procstat.CPUSeconds(b.ctl.pid()); err != nil {
 		return s, fmt.Errorf("controller cpu: %w", err)
 	}
-	if s.apiCPU, err = cpuSeconds(b.cp.apiPID); err != nil {
+	if s.apiCPU, err = procstat.CPUSeconds(b.cp.apiPID); err != nil {
 		return s, fmt.Errorf("kube-apiserver cpu: %w", err)
 	}
-	if s.etcdCPU, err = cpuSeconds(b.cp.etcdPID); err != nil {
+	if s.etcdCPU, err = procstat.CPUSeconds(b.cp.etcdPID); err != nil {
 		return s, fmt.Errorf("etcd cpu: %w", err)
 	}
-	s.selfCPU, _ = cpuSeconds(os.Getpid())
+	s.selfCPU, _ = procstat.CPUSeconds(os.Getpid())
 	m, err := scrape(ctx, b.ctl.metricsURL)
 	if err != nil {
 		return s, fmt.Errorf("controller metrics: %w", err)
 	}
-	s.requests = m.sum("rest_client_requests_total")
+	s.requests = m.Sum("rest_client_requests_total")
 	for _, meth := range []string{"GET", "LIST", "WATCH", "POST", "PUT", "PATCH", "DELETE"} {
-		if v := m.sum("rest_client_requests_total", `method="`+meth+`"`); v > 0 {
+		if v := m.Sum("rest_client_requests_total", `method="`+meth+`"`); v > 0 {
 			s.requestsByMethod[meth] = v
 		}
 	}
 	svc := `name="service"`
-	s.queueWaitSum = m.sum("workqueue_queue_duration_seconds_sum", svc)
-	s.queueWaitN = m.sum("workqueue_queue_duration_seconds_count", svc)
-	s.workSum = m.sum("workqueue_work_duration_seconds_sum", svc)
-	s.workN = m.sum("workqueue_work_duration_seconds_count", svc)
-	s.reconcilesN = m.sum("controller_runtime_reconcile_total", `controller="service"`)
+	s.queueWaitSum = m.Sum("workqueue_queue_duration_seconds_sum", svc)
+	s.queueWaitN = m.Sum("workqueue_queue_duration_seconds_count", svc)
+	s.workSum = m.Sum("workqueue_work_duration_seconds_sum", svc)
+	s.workN = m.Sum("workqueue_work_duration_seconds_count", svc)
+	s.reconcilesN = m.Sum("controller_runtime_reconcile_total", `controller="service"`)
 	return s, nil
 }
 
@@ -305,7 +306,7 @@ func (b *bench) burst(ctx context.Context) (burstResult, error) {
 			r.firstAddressAfter = time.Since(start)
 		}
 		if m, err := scrape(ctx, b.ctl.metricsURL); err == nil {
-			r.peakDepth = max(r.peakDepth, m.sum("workqueue_depth", `name="service"`))
+			r.peakDepth = max(r.peakDepth, m.Sum("workqueue_depth", `name="service"`))
 		}
 		if time.Since(lastLog) >= 5*time.Second {
 			slog.Info("burst progress", "addressed", n, "of", o.services, "elapsed", time.Since(start).Round(time.Second))
@@ -326,7 +327,9 @@ func (b *bench) burst(ctx context.Context) (burstResult, error) {
 	if r.complete {
 		slog.Info("burst addressed", "services", o.services, "after", r.wall.Round(time.Millisecond))
 	}
-	r.rssPeak, _ = memoryBytes(b.ctl.pid(), "VmHWM")
+	if v, err := procstat.StatusBytes(b.ctl.pid(), "VmHWM"); err == nil {
+		r.rssPeak = v[0]
+	}
 	r.throttleLogLines = b.ctl.countLog("client-side throttling")
 	if r.createsDone == 0 {
 		cancel() // gave up: stop creating
@@ -351,7 +354,7 @@ func (b *bench) settle(ctx context.Context) (sample, error) {
 		if err != nil {
 			return sample{}, err
 		}
-		if m.sum("workqueue_depth", `name="service"`) == 0 {
+		if m.Sum("workqueue_depth", `name="service"`) == 0 {
 			empty++
 		} else {
 			empty = 0

@@ -41,6 +41,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/herald-lb/herald/bench/labrun"
+	"github.com/herald-lb/herald/bench/procstat"
 	"github.com/herald-lb/herald/bench/report"
 	"github.com/herald-lb/herald/internal/kubeconfig"
 )
@@ -98,20 +100,9 @@ func run(ctx context.Context, o options) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	herald, err := filepath.Abs(o.herald)
+	herald, assets, err := labrun.Binaries(ctx, o.herald, o.assets, o.repo)
 	if err != nil {
 		return err
-	}
-	if _, err := os.Stat(herald); err != nil {
-		return fmt.Errorf("herald binary: %w (run `make build` first)", err)
-	}
-	assets := o.assets
-	if assets == "" {
-		out, err := exec.CommandContext(ctx, filepath.Join(o.repo, "hack", "testenv.sh")).Output()
-		if err != nil {
-			return fmt.Errorf("hack/testenv.sh: %w", err)
-		}
-		assets = strings.TrimSpace(string(out))
 	}
 	tmp, err := os.MkdirTemp("", "controllerbench-")
 	if err != nil {
@@ -121,7 +112,7 @@ func run(ctx context.Context, o options) error {
 
 	load, _ := os.ReadFile("/proc/loadavg")
 	slog.Info("starting control plane", "assets", assets, "loadavg", strings.TrimSpace(string(load)))
-	cp, err := startControlPlane(assets, filepath.Join(o.repo, "config", "crd", "bases"), tmp)
+	cp, err := startControlPlane(assets, labrun.CRDs(o.repo), tmp)
 	if err != nil {
 		return err
 	}
@@ -164,8 +155,9 @@ func run(ctx context.Context, o options) error {
 	if err := b.verify(ctx); err != nil {
 		return fmt.Errorf("address check: %w", err)
 	}
-	seq.rssPeak, _ = memoryBytes(ctl.pid(), "VmHWM")
-	seq.rssNow, _ = memoryBytes(ctl.pid(), "VmRSS")
+	if v, err := procstat.StatusBytes(ctl.pid(), "VmHWM", "VmRSS"); err == nil {
+		seq.rssPeak, seq.rssNow = v[0], v[1]
+	}
 	return writeReport(o.out, buildReport(o, b, burst, seq, string(load)))
 }
 
@@ -212,11 +204,11 @@ func startControlPlane(assets, crds, tmp string) (*controlPlane, error) {
 		cp.stop()
 		return nil, fmt.Errorf("write kubeconfig: %w", err)
 	}
-	if cp.apiPID, err = childByExe("kube-apiserver"); err != nil {
+	if cp.apiPID, err = procstat.ChildByExe("kube-apiserver"); err != nil {
 		cp.stop()
 		return nil, err
 	}
-	if cp.etcdPID, err = childByExe("etcd"); err != nil {
+	if cp.etcdPID, err = procstat.ChildByExe("etcd"); err != nil {
 		cp.stop()
 		return nil, err
 	}
@@ -318,7 +310,7 @@ func (p *controllerProc) waitReady(ctx context.Context) error {
 			return err
 		}
 		m, err := scrape(ctx, p.metricsURL)
-		if err == nil && m.sum("metallb_k8s_client_config_loaded_bool") == 1 {
+		if err == nil && m.Sum("metallb_k8s_client_config_loaded_bool") == 1 {
 			return nil
 		}
 		if time.Now().After(deadline) {

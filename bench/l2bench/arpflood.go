@@ -202,8 +202,8 @@ func (b *bench) arpFlood(ctx context.Context, addr netip.Addr, owner string, rat
 	if err != nil {
 		return res, err
 	}
-	res.received = after.value("metallb_layer2_requests_received", ipLabel) - before.value("metallb_layer2_requests_received", ipLabel)
-	res.responded = after.value("metallb_layer2_responses_sent", ipLabel) - before.value("metallb_layer2_responses_sent", ipLabel)
+	res.received = after.Sum("metallb_layer2_requests_received", ipLabel) - before.Sum("metallb_layer2_requests_received", ipLabel)
+	res.responded = after.Sum("metallb_layer2_responses_sent", ipLabel) - before.Sum("metallb_layer2_responses_sent", ipLabel)
 	mu.Lock()
 	defer mu.Unlock()
 	b.log.Info("ARP flood", "address", addr, "owner", owner, "sent", res.sent, "in", res.sendFor.Round(time.Millisecond),

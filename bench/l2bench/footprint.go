@@ -5,15 +5,14 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/herald-lb/herald/bench/bulksvc"
+	"github.com/herald-lb/herald/bench/procstat"
 	"github.com/herald-lb/herald/internal/lab"
 )
 
@@ -39,11 +38,11 @@ type cpuSnap struct {
 func (b *bench) snapCPU() (cpuSnap, error) {
 	s := cpuSnap{at: time.Now(), pids: map[string]int{}, cpu: map[string]float64{}}
 	for _, n := range b.lab.Nodes() {
-		pid, err := speakerPID(b.herald, b.lab.Kubeconfig(), n.Name)
+		pid, err := procstat.SpeakerPID(b.herald, b.lab.Kubeconfig(), n.Name)
 		if err != nil {
 			return s, err
 		}
-		c, err := cpuSeconds(pid)
+		c, err := procstat.CPUSeconds(pid)
 		if err != nil {
 			return s, fmt.Errorf("%s (pid %d): %w", n.Name, pid, err)
 		}
@@ -73,8 +72,8 @@ func (b *bench) usageBetween(ctx context.Context, from, to cpuSnap) ([]usage, er
 		if err != nil {
 			return nil, err
 		}
-		u.owned = m.count("metallb_speaker_announced", nil)
-		u.heap = uint64(m.value("go_memstats_heap_inuse_bytes"))
+		u.owned = m.Count("metallb_speaker_announced", nil)
+		u.heap = uint64(m.Sum("go_memstats_heap_inuse_bytes"))
 		if u.arp, err = arpSockets(pid); err != nil {
 			return nil, fmt.Errorf("%s (pid %d): %w", n.Name, pid, err)
 		}
@@ -172,41 +171,7 @@ func (b *bench) createBulk(ctx context.Context, n int) (bulkResult, error) {
 	}
 	nodes := b.lab.Nodes()
 	start := time.Now()
-	jobs := make(chan int)
-	errc := make(chan error, 1)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for i := range jobs {
-				if err := createBulkService(ctx, cs, fmt.Sprintf("bulk-%04d", i), nodes); err != nil {
-					select {
-					case errc <- err:
-					default:
-					}
-				}
-			}
-		})
-	}
-feed:
-	for i := range n {
-		select {
-		case jobs <- i:
-		case err = <-errc:
-			break feed
-		case <-ctx.Done():
-			err = ctx.Err()
-			break feed
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if err == nil {
-		select {
-		case err = <-errc:
-		default:
-		}
-	}
-	if err != nil {
+	if err := bulksvc.CreateMany(ctx, cs, n, 8, bulkService(), nodes); err != nil {
 		return res, err
 	}
 	res.created = time.Since(start)
@@ -264,7 +229,7 @@ feed:
 			if err != nil {
 				return false, "", err
 			}
-			c := m.count("metallb_speaker_announced", inBulk)
+			c := m.Count("metallb_speaker_announced", inBulk)
 			res.perNode[nd.Name] = c
 			total += c
 		}
@@ -278,52 +243,14 @@ feed:
 	return res, nil
 }
 
-func createBulkService(ctx context.Context, cs kubernetes.Interface, name string, nodes []lab.Node) error {
-	single := corev1.IPFamilyPolicySingleStack
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name, Namespace: "default",
-			Labels:      map[string]string{bulkLabel: "bulk"},
-			Annotations: map[string]string{"metallb.io/address-pool": bulkPoolName},
-		},
-		Spec: corev1.ServiceSpec{
-			Type:           corev1.ServiceTypeLoadBalancer,
-			Selector:       map[string]string{"app": name},
-			IPFamilyPolicy: &single,
-			IPFamilies:     []corev1.IPFamily{corev1.IPv6Protocol},
-			Ports: []corev1.ServicePort{{
-				Name: "tcp-80", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(80),
-			}},
-		},
+// bulkService is what the footprint's many Services share: IPv6 addresses
+// from the bulk pool, an endpoint on every node.
+func bulkService() bulksvc.Spec {
+	return bulksvc.Spec{
+		Pool:       bulkPoolName,
+		Family:     corev1.IPv6Protocol,
+		Labels:     map[string]string{bulkLabel: "bulk"},
+		ManagedBy:  "l2bench",
+		PodAddress: func(i int) string { return fmt.Sprintf("2001:db8:19::%d", i) },
 	}
-	created, err := cs.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})
-	if err != nil {
-		return fmt.Errorf("service %s: %w", name, err)
-	}
-	port, proto := int32(80), corev1.ProtocolTCP
-	portName := "tcp-80"
-	es := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name + "-ipv6", Namespace: "default",
-			Labels: map[string]string{
-				discoveryv1.LabelServiceName: name,
-				discoveryv1.LabelManagedBy:   "l2bench",
-			},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: name, UID: created.UID}},
-		},
-		AddressType: discoveryv1.AddressTypeIPv6,
-		Ports:       []discoveryv1.EndpointPort{{Name: &portName, Protocol: &proto, Port: &port}},
-	}
-	for i, n := range nodes {
-		// Made-up pod addresses: nothing is ever sent to them.
-		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
-			Addresses:  []string{fmt.Sprintf("2001:db8:19::%d", i+1)},
-			Conditions: discoveryv1.EndpointConditions{Ready: new(true), Serving: new(true), Terminating: new(false)},
-			NodeName:   new(n.Name),
-		})
-	}
-	if _, err := cs.DiscoveryV1().EndpointSlices("default").Create(ctx, es, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("endpoints of %s: %w", name, err)
-	}
-	return nil
 }

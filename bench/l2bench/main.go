@@ -30,16 +30,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/exec"
-	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/herald-lb/herald/bench/labrun"
 	"github.com/herald-lb/herald/internal/lab"
 )
 
@@ -51,7 +48,8 @@ type options struct {
 	probeEvery, settle              time.Duration
 	failoverTimeout, settleTimeout  time.Duration
 	bulkTimeout                     time.Duration
-	herald, assets, repo, out, logs string
+	out                             string
+	inputs                          labrun.Inputs
 }
 
 func main() {
@@ -68,26 +66,13 @@ func main() {
 	flag.DurationVar(&o.failoverTimeout, "failover-timeout", time.Minute, "give up on a takeover after this long")
 	flag.DurationVar(&o.settleTimeout, "settle-timeout", 90*time.Second, "give up waiting for the owner to win its address back after this long")
 	flag.DurationVar(&o.bulkTimeout, "bulk-timeout", 5*time.Minute, "give up waiting for the bulk Services' addresses and announcements after this long")
-	flag.StringVar(&o.herald, "herald", "bin/herald", "herald binary (make build)")
-	flag.StringVar(&o.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "kube-apiserver/etcd/kubectl folder; empty runs hack/testenv.sh")
-	flag.StringVar(&o.repo, "repo", ".", "repository root (config/crd/bases, hack/testenv.sh)")
+	o.inputs.Register(flag.CommandLine)
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the l2-*.json and l2-*.md files")
-	flag.StringVar(&o.logs, "logs", "", "keep the lab's process logs in this folder (default: a new folder under $TMPDIR, kept)")
 	flag.Parse()
 
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	// Ctrl-C cancels the context; every wait watches it and run's deferred
-	// Close removes the lab.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o, log)
-	if err != nil && ctx.Err() != nil {
-		err = fmt.Errorf("interrupted (the lab is removed): %w", err)
-	}
-	stop()
-	if err != nil {
-		log.Error("l2bench failed", "err", err)
-		os.Exit(1)
-	}
+	labrun.Main("l2bench", func(ctx context.Context, log *slog.Logger) error {
+		return run(ctx, o, log)
+	})
 }
 
 func (o options) validate() error {
@@ -121,61 +106,24 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	herald, err := filepath.Abs(o.herald)
+	opts, err := o.inputs.Options(ctx, "l2bench-logs-", log)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(herald); err != nil {
-		return fmt.Errorf("herald binary: %w (run `make build` first)", err)
-	}
-	assets := o.assets
-	if assets == "" {
-		out, err := exec.CommandContext(ctx, filepath.Join(o.repo, "hack", "testenv.sh")).Output()
-		if err != nil {
-			return fmt.Errorf("hack/testenv.sh: %w", err)
-		}
-		assets = strings.TrimSpace(string(out))
-	}
-	if o.logs == "" {
-		if o.logs, err = os.MkdirTemp("", "l2bench-logs-"); err != nil {
-			return err
-		}
-	}
 	loadavg, _ := os.ReadFile("/proc/loadavg")
 
-	b := &bench{o: o, herald: herald, log: log}
+	b := &bench{o: o, herald: opts.Herald, log: log}
 	fast := "fast"
 	b.profile.Store(&fast)
-	opts := lab.Options{
-		Herald: herald, Assets: assets,
-		CRDs:   filepath.Join(o.repo, "config", "crd", "bases"),
-		LogDir: o.logs,
-		Log:    log,
-		SpeakerArgs: func(kubeconfig string, n lab.Node) []string {
-			return append(lab.DefaultSpeakerArgs(kubeconfig, n), "--ml-profile", *b.profile.Load())
-		},
+	opts.SpeakerArgs = func(kubeconfig string, n lab.Node) []string {
+		return append(lab.DefaultSpeakerArgs(kubeconfig, n), "--ml-profile", *b.profile.Load())
 	}
-	log.Info("starting the lab", "logs", o.logs)
-	l, err := lab.Start(ctx, opts)
+	l, done, err := labrun.Start(ctx, opts, nil)
 	if err != nil {
 		return err
 	}
 	b.lab = l
-	defer func() {
-		if err != nil && ctx.Err() == nil {
-			if perr := l.CheckProcesses(); perr != nil {
-				err = errors.Join(err, perr)
-			}
-			for _, n := range l.Nodes() {
-				log.Warn("end of log", "process", "speaker-"+n.Name, "log", "\n"+l.LogTail("speaker-"+n.Name, 30))
-			}
-		}
-		if cerr := l.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close lab: %w", cerr))
-		} else {
-			log.Info("lab removed", "logs kept in", o.logs)
-		}
-	}()
+	defer func() { err = done(err) }()
 
 	if err := l.Apply(ctx, lab.Config()); err != nil {
 		return err
