@@ -34,6 +34,8 @@ type bgpRunner struct {
 	asn      uint32
 	routerID netip.Addr
 	lastErr  map[string]string // peer name -> last reported error
+	// allGR: every session of the node has graceful restart on.
+	allGR bool
 }
 
 // apply reconciles sessions and advertisements with the plan.
@@ -73,7 +75,9 @@ func (s *speaker) applyBGP(ctx context.Context, plan BGPPlan, cfg *config.Config
 		go s.watchBGP(sp)
 	}
 	var peers []bgp.Peer
+	r.allGR = true
 	for _, p := range plan.Peers {
+		r.allGR = r.allGR && p.EnableGracefulRestart
 		bp, err := s.bgpPeer(ctx, p, cfg)
 		if err != nil {
 			s.log.Error(err, "BGP peer not configured", "peer", p.Name)
@@ -185,11 +189,18 @@ func (s *speaker) watchBGP(sp *bgp.Speaker) {
 }
 
 // stopBGP ends every session with a Cease at once: the routers withdraw
-// this node's routes now, not when the hold timer runs out.
+// this node's routes now, not when the hold timer runs out. With graceful
+// restart on every session it sends nothing: the sessions end when the
+// process exits, and the routers, as graceful-restart helpers, keep the
+// routes while the speaker restarts (a Cease would make them drop them).
 func (s *speaker) stopBGP(ctx context.Context) {
 	r := s.bgp
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.sp != nil && r.allGR {
+		s.log.Info("graceful restart: leaving the BGP sessions to end with the process, so routers keep the routes")
+		return
+	}
 	if r.sp != nil {
 		if err := r.sp.Stop(ctx); err != nil {
 			s.log.Error(err, "stop BGP")

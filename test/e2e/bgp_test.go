@@ -153,3 +153,47 @@ func TestSeed002(t *testing.T) {
 		t.Errorf("want 3 paths with community 65535:65282 (no-advertise):\n%s", out)
 	}
 }
+
+// TestGracefulRestart: with enableGracefulRestart on the peers, a speaker
+// restart keeps its routes at the router (as stale, then refreshed) and the
+// traffic flowing; without it the route would be withdrawn at once.
+func TestGracefulRestart(t *testing.T) {
+	l := startBareLab(t, func(o *lab.Options) { o.Router = true })
+	ctx := ctxT(t, 3*time.Minute)
+	cfg := strings.ReplaceAll(l.RouterBGPConfig(), "  myASN:", "  enableGracefulRestart: true\n  myASN:")
+	if !strings.Contains(cfg, "enableGracefulRestart: true") {
+		t.Fatalf("could not enable graceful restart in:\n%s", cfg)
+	}
+	if err := l.Apply(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	addrs := service(t, l, lab.Service{Name: "gr"})
+	host := netip.PrefixFrom(addrs[0], 32)
+	if _, err := l.WaitRouterRoutes(ctx, host, 3); err != nil {
+		t.Fatal(err)
+	}
+	node1 := l.Nodes()[0]
+	if err := l.StopSpeaker(node1.Name, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// While the speaker is down, the router keeps node1's next hop.
+	time.Sleep(2 * time.Second)
+	hops, err := l.RouterRoutes(ctx, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hops) != 3 {
+		t.Errorf("during the restart the route has %v; with graceful restart node1 (%s) must stay", hops, node1.IPv4)
+	}
+	spread, err := l.SpreadFromRemote(ctx, addrs[0], 80, 30)
+	if err != nil {
+		t.Errorf("traffic during the restart: %v", err)
+	}
+	t.Logf("during the restart: next hops %v, requests %v", hops, spread)
+	if err := l.StartSpeaker(node1.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.WaitRouterRoutes(ctx, host, 3); err != nil {
+		t.Fatal(err)
+	}
+}
