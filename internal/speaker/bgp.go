@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -155,6 +156,10 @@ func (s *speaker) bgpPeer(ctx context.Context, p *config.Peer, cfg *config.Confi
 // watchBGP raises an Event on a BGPPeer whose session fails, once per new
 // reason, and resyncs on every state change.
 func (s *speaker) watchBGP(sp *bgp.Speaker) {
+	// A failed dial (refused, or no answer when TCP-MD5 does not match)
+	// changes no session state, so the reasons are also polled.
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
 	for {
 		select {
 		case <-s.runCtx.Done():
@@ -163,6 +168,7 @@ func (s *speaker) watchBGP(sp *bgp.Speaker) {
 			if !ok {
 				return
 			}
+		case <-t.C:
 		}
 		r := s.bgp
 		for _, st := range sp.Peers() {

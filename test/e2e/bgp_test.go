@@ -197,3 +197,29 @@ func TestGracefulRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMD5: with the router expecting a TCP-MD5 password, the right one
+// brings the sessions up; a wrong one is refused (the routes go), and the
+// failure is reported on the BGPPeer.
+func TestMD5(t *testing.T) {
+	l := startLab(t, func(o *lab.Options) { o.Router = true; o.RouterPassword = "s3cret-md5" })
+	ctx := ctxT(t, 3*time.Minute)
+	addrs := service(t, l, lab.Service{Name: "md5"})
+	host := netip.PrefixFrom(addrs[0], 32)
+	if _, err := l.WaitRouterRoutes(ctx, host, 3); err != nil {
+		t.Fatalf("with the right password: %v", err)
+	}
+	if _, err := l.Kubectl(ctx, "", "patch", "bgppeer", "router", "-n", lab.HeraldNamespace, "--type=merge",
+		"-p", `{"spec":{"password":"wrong"}}`); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "IPv4 sessions down with a wrong password", 60*time.Second, func() (bool, string) {
+		hops, err := l.RouterRoutes(ctx, host)
+		return err == nil && len(hops) == 0, fmt.Sprintf("%v %v", hops, err)
+	})
+	eventually(t, "SessionDown event on the BGPPeer", 60*time.Second, func() (bool, string) {
+		out, err := l.Kubectl(ctx, "", "get", "events", "-n", lab.HeraldNamespace,
+			"--field-selector", "involvedObject.name=router", "-o", "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}")
+		return err == nil && strings.Contains(out, "SessionDown"), out
+	})
+}
