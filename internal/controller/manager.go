@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -30,6 +31,7 @@ import (
 
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
 	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
+	"github.com/herald-lb/herald/internal/lbclass"
 	"github.com/herald-lb/herald/internal/scheme"
 )
 
@@ -154,7 +156,7 @@ func Setup(mgr manager.Manager, opts Options) error {
 		// up the caller, which may be a reconcile.
 		go func() {
 			for _, k := range keys {
-				ns, name, _ := cutKey(k)
+				ns, name, _ := strings.Cut(k, "/")
 				retryCh <- event.TypedGenericEvent[*corev1.Service]{Object: &corev1.Service{
 					ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}}
 			}
@@ -185,7 +187,7 @@ func Setup(mgr manager.Manager, opts Options) error {
 			}
 			keys := make([]string, 0, len(list.Items))
 			for i := range list.Items {
-				if handles(&list.Items[i], opts.LBClass) {
+				if lbclass.Handles(&list.Items[i], opts.LBClass) {
 					keys = append(keys, list.Items[i].Namespace+"/"+list.Items[i].Name)
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/internal/ipam"
+	"github.com/herald-lb/herald/internal/lbclass"
 )
 
 // restore loads every address found in Service status into the allocator,
@@ -29,7 +30,7 @@ func (r *serviceReconciler) restore(ctx context.Context, reader client.Reader) (
 	svcs := make([]*corev1.Service, 0, len(list.Items))
 	for i := range list.Items {
 		svc := &list.Items[i]
-		if handles(svc, r.lbClass) && len(svc.Status.LoadBalancer.Ingress) > 0 {
+		if lbclass.Handles(svc, r.lbClass) && len(svc.Status.LoadBalancer.Ingress) > 0 {
 			svcs = append(svcs, svc)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/internal/ipam"
+	"github.com/herald-lb/herald/internal/lbclass"
 )
 
 // ConditionAllocated is the Service status condition Herald writes: True
@@ -51,17 +52,6 @@ type serviceReconciler struct {
 	retry func(keys []string)
 }
 
-// handles says whether Herald is responsible for the Service.
-func handles(svc *corev1.Service, lbClass string) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return false
-	}
-	if svc.Spec.LoadBalancerClass == nil {
-		return lbClass == ""
-	}
-	return *svc.Spec.LoadBalancerClass == lbClass
-}
-
 // outcome is what allocation decided for a Service.
 type outcome struct {
 	alloc    ipam.Allocation
@@ -90,7 +80,7 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		r.release(key)
 		return ctrl.Result{}, nil
 	}
-	if !handles(&svc, r.lbClass) {
+	if !lbclass.Handles(&svc, r.lbClass) {
 		r.release(key)
 		return ctrl.Result{}, r.clearIfOurs(ctx, &svc)
 	}

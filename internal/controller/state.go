@@ -66,13 +66,3 @@ func (s *allocState) takeDirty() []string {
 	clear(s.dirtyPools)
 	return out
 }
-
-// cutKey splits "namespace/name".
-func cutKey(key string) (namespace, name string, ok bool) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == '/' {
-			return key[:i], key[i+1:], true
-		}
-	}
-	return "", key, false
-}

@@ -235,7 +235,7 @@ func (s *speaker) writeBGPStatuses(ctx context.Context, svcPeers map[string][]st
 		have[key] = st
 	}
 	for key, peers := range svcPeers {
-		ns, name := splitKey(key)
+		ns, name, _ := strings.Cut(key, "/")
 		if peers == nil {
 			peers = s.allPeerNames()
 		}

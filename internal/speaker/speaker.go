@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,7 @@ import (
 	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
 	"github.com/herald-lb/herald/internal/config"
 	"github.com/herald-lb/herald/internal/configsource"
+	"github.com/herald-lb/herald/internal/lbclass"
 	"github.com/herald-lb/herald/internal/membership"
 	"github.com/herald-lb/herald/internal/scheme"
 )
@@ -565,7 +567,7 @@ func (s *speaker) inputs(ctx context.Context, cfg *config.Config) (Inputs, error
 	}
 	for i := range svcs.Items {
 		svc := &svcs.Items[i]
-		if !handles(svc, s.opts.LBClass) {
+		if !lbclass.Handles(svc, s.opts.LBClass) {
 			continue
 		}
 		var addrs []netip.Addr
@@ -585,16 +587,6 @@ func (s *speaker) inputs(ctx context.Context, cfg *config.Config) (Inputs, error
 		})
 	}
 	return in, nil
-}
-
-func handles(svc *corev1.Service, lbClass string) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return false
-	}
-	if svc.Spec.LoadBalancerClass == nil {
-		return lbClass == ""
-	}
-	return *svc.Spec.LoadBalancerClass == lbClass
 }
 
 func poolOf(cfg *config.Config, a netip.Addr) string {
@@ -680,7 +672,7 @@ func containsAddr(list []netip.Addr, a netip.Addr) bool {
 }
 
 func (s *speaker) event(ctx context.Context, svcKey, typ, reason, msg string) {
-	ns, name := splitKey(svcKey)
+	ns, name, _ := strings.Cut(svcKey, "/")
 	var svc corev1.Service
 	if err := s.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &svc); err != nil {
 		return
@@ -688,18 +680,9 @@ func (s *speaker) event(ctx context.Context, svcKey, typ, reason, msg string) {
 	s.recorder.Eventf(&svc, nil, typ, reason, "Announce", "%s", msg)
 }
 
-func splitKey(k string) (string, string) {
-	for i := 0; i < len(k); i++ {
-		if k[i] == '/' {
-			return k[:i], k[i+1:]
-		}
-	}
-	return "", k
-}
-
 // writeStatus keeps one ServiceL2Status per owned Service.
 func (s *speaker) writeStatus(ctx context.Context, a Announcement) error {
-	ns, name := splitKey(a.Service)
+	ns, name, _ := strings.Cut(a.Service, "/")
 	var list metallbv1beta1.ServiceL2StatusList
 	if err := s.client.List(ctx, &list, client.InNamespace(s.opts.Namespace), client.MatchingLabels{
 		labelNode: s.opts.NodeName, labelServiceName: name, labelServiceNamespace: ns,
