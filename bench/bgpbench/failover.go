@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -242,7 +241,6 @@ func (b *bench) startProbe(ctx context.Context, addr netip.Addr, port int, every
 			},
 		},
 	}
-	url := "http://" + net.JoinHostPort(addr.String(), fmt.Sprint(port)) + "/"
 	p.wg.Go(func() {
 		defer remote.Close()
 		tick := time.NewTicker(every)
@@ -252,7 +250,7 @@ func (b *bench) startProbe(ctx context.Context, addr netip.Addr, port int, every
 		for {
 			reqs.Go(func() {
 				s := sample{start: time.Now()}
-				s.node, s.err = get(ctx, client, url)
+				s.node, s.err = b.lab.Get(ctx, client, addr, port)
 				s.end = time.Now()
 				if ctx.Err() != nil && s.err != nil {
 					return // cut short by stop: says nothing about the network
@@ -282,25 +280,6 @@ func (p *probe) stop() []sample {
 	return out
 }
 
-func get(ctx context.Context, c *http.Client, url string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return strings.TrimSpace(string(body)), nil
-}
 
 // dialIn dials from a thread switched into ns; the socket stays there. If
 // switching back fails the goroutine ends still locked, and Go discards
