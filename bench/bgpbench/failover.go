@@ -280,7 +280,6 @@ func (p *probe) stop() []sample {
 	return out
 }
 
-
 // dialIn dials from a thread switched into ns; the socket stays there. If
 // switching back fails the goroutine ends still locked, and Go discards
 // the thread rather than let other code run in the wrong namespace.
