@@ -96,28 +96,8 @@ func writeSysctls(ns netns.NsHandle, kv ...string) error {
 // buildLAN creates the namespaces, the bridge and every member's link.
 func (l *Lab) buildLAN(ctx context.Context) error {
 	for _, m := range l.members() {
-		ns, err := addNamespace(ctx, m.Namespace)
-		if err != nil {
+		if err := l.addMemberNamespace(ctx, m); err != nil {
 			return err
-		}
-		m.ns = ns
-		name := m.Namespace
-		l.onClose(func() error {
-			ns.Close()
-			return deleteNamespace(name)
-		})
-		h, err := netlink.NewHandleAt(ns)
-		if err != nil {
-			return fmt.Errorf("netlink in %s: %w", name, err)
-		}
-		m.nl = h
-		l.onClose(func() error { h.Close(); return nil })
-		lo, err := h.LinkByName("lo")
-		if err == nil {
-			err = h.LinkSetUp(lo)
-		}
-		if err != nil {
-			return fmt.Errorf("%s: lo up: %w", name, err)
 		}
 	}
 
