@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -114,7 +115,8 @@ func TestGoBGPdInterop(t *testing.T) {
 	})
 }
 
-// TestFRRBFD brings a BFD session up between GoBGP's BFD and FRR's bfdd.
+// TestFRRBFD brings a BFD session up between GoBGP's BFD and FRR's bfdd,
+// then changes the BFD profile.
 // bfdd runs without zebra, so the BFD peer is configured in bfdd directly
 // rather than through bgpd's "neighbor ... bfd".
 func TestFRRBFD(t *testing.T) {
@@ -126,8 +128,9 @@ func TestFRRBFD(t *testing.T) {
 `), true)
 	sp := l.startSpeaker(t, speakerConfig())
 	start := time.Now()
-	sp.setPeers(Peer{Name: "r", Address: routerV4, ASN: routerASN, SourceAddress: nodeV4,
-		BFD: &BFDProfile{ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3}})
+	peer := Peer{Name: "r", Address: routerV4, ASN: routerASN, SourceAddress: nodeV4,
+		BFD: &BFDProfile{ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3}}
+	sp.setPeers(peer)
 	waitUp(t, sp, "r", 15*time.Second)
 	d := eventually(t, 20*time.Second, "BFD up", func() string {
 		out, err := f.vtysh("show bfd peers brief")
@@ -145,4 +148,50 @@ func TestFRRBFD(t *testing.T) {
 		return ""
 	})
 	t.Logf("BFD up on both sides %s after SetPeers (%s after BGP)", time.Since(start).Round(time.Millisecond), d.Round(time.Millisecond))
+
+	// A changed profile reaches bfdd without resetting the BGP session.
+	remoteTx := func() (uint32, string) {
+		out, err := f.vtysh("show bfd peers json")
+		if err != nil {
+			return 0, err.Error()
+		}
+		var peers []struct {
+			Peer     string `json:"peer"`
+			Status   string `json:"status"`
+			RemoteTx uint32 `json:"remote-transmit-interval"`
+		}
+		if err := json.Unmarshal(out, &peers); err != nil {
+			return 0, err.Error()
+		}
+		for _, p := range peers {
+			if p.Peer == "192.0.2.1" && p.Status == "up" {
+				return p.RemoteTx, string(out)
+			}
+		}
+		return 0, string(out)
+	}
+	for _, tx := range []uint32{300, 200} {
+		peer.BFD = &BFDProfile{ReceiveInterval: 300 * time.Millisecond, TransmitInterval: time.Duration(tx) * time.Millisecond, DetectMultiplier: 3}
+		sp.setPeers(peer)
+		eventually(t, 20*time.Second, fmt.Sprintf("bfdd sees a %d ms transmit interval", tx), func() string {
+			if got, out := remoteTx(); got != tx {
+				return fmt.Sprintf("remote transmit interval %d:\n%s", got, out)
+			}
+			return ""
+		})
+	}
+	out, err := f.vtysh("show bgp neighbors 192.0.2.1 json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nbrs map[string]struct {
+		Established int `json:"connectionsEstablished"`
+		Dropped     int `json:"connectionsDropped"`
+	}
+	if err := json.Unmarshal(out, &nbrs); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if n := nbrs["192.0.2.1"]; n.Established != 1 || n.Dropped != 0 {
+		t.Errorf("session established %d times, dropped %d; want once, never dropped\n%s", n.Established, n.Dropped, out)
+	}
 }

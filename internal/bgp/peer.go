@@ -53,14 +53,16 @@ func validatePeers(peers []Peer) error {
 
 // sessionEqual reports whether two configurations of the same named peer
 // produce the same session, so that the session can be left alone. Every
-// field that reaches GoBGP counts; DisableMP has no effect and does not.
+// field that reaches GoBGP's session counts; DisableMP has no effect and
+// does not, and BFD is changed in place (see SetPeers).
 func sessionEqual(a, b Peer) bool {
 	a.DisableMP, b.DisableMP = false, false
-	ab, bb := a.BFD, b.BFD
 	a.BFD, b.BFD = nil, nil
-	if a != b {
-		return false
-	}
+	return a == b
+}
+
+// bfdEqual reports whether two BFD settings are the same.
+func bfdEqual(ab, bb *BFDProfile) bool {
 	switch {
 	case ab == nil && bb == nil:
 		return true
@@ -106,8 +108,9 @@ func seconds(d time.Duration) uint64 {
 	return uint64(d.Round(time.Second) / time.Second)
 }
 
-// apiPeer converts p to GoBGP's neighbour configuration.
-func (c Config) apiPeer(p Peer) *api.Peer {
+// apiPeer converts p to GoBGP's neighbour configuration, with p's BFD
+// profile when bfd is true.
+func (c Config) apiPeer(p Peer, bfd bool) *api.Peer {
 	addr := p.Address.Unmap()
 	port := uint32(p.Port)
 	if port == 0 {
@@ -165,7 +168,7 @@ func (c Config) apiPeer(p Peer) *api.Peer {
 		}
 		out.AfiSafis = append(out.AfiSafis, as)
 	}
-	if b := p.BFD; b != nil {
+	if b := p.BFD; b != nil && bfd {
 		out.Bfd = &api.BfdPeerConfig{
 			Enabled:                  true,
 			DesiredMinimumTxInterval: uint32(b.TransmitInterval / time.Microsecond),

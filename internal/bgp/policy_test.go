@@ -130,21 +130,24 @@ func TestSessionEqual(t *testing.T) {
 	base := Peer{Name: "a", Address: netip.MustParseAddr("192.0.2.2"), ASN: 64512, HoldTime: 90 * time.Second,
 		BFD: &BFDProfile{ReceiveInterval: 300 * time.Millisecond}}
 	tests := []struct {
-		name  string
-		mod   func(*Peer)
-		equal bool
+		name     string
+		mod      func(*Peer)
+		equal    bool
+		bfdEqual bool
 	}{
-		{"identical", func(*Peer) {}, true},
-		{"same BFD profile, different pointer", func(p *Peer) { b := *p.BFD; p.BFD = &b }, true},
-		{"DisableMP has no effect", func(p *Peer) { p.DisableMP = true }, true},
-		{"hold time", func(p *Peer) { p.HoldTime = 30 * time.Second }, false},
-		{"ASN", func(p *Peer) { p.ASN = 64513 }, false},
-		{"password", func(p *Peer) { p.Password = "x" }, false},
-		{"port", func(p *Peer) { p.Port = 1179 }, false},
-		{"dual stack", func(p *Peer) { p.DualStack = true }, false},
-		{"graceful restart", func(p *Peer) { p.GracefulRestart = true }, false},
-		{"BFD removed", func(p *Peer) { p.BFD = nil }, false},
-		{"BFD interval", func(p *Peer) { b := *p.BFD; b.ReceiveInterval = time.Second; p.BFD = &b }, false},
+		{"identical", func(*Peer) {}, true, true},
+		{"same BFD profile, different pointer", func(p *Peer) { b := *p.BFD; p.BFD = &b }, true, true},
+		{"DisableMP has no effect", func(p *Peer) { p.DisableMP = true }, true, true},
+		{"hold time", func(p *Peer) { p.HoldTime = 30 * time.Second }, false, true},
+		{"ASN", func(p *Peer) { p.ASN = 64513 }, false, true},
+		{"password", func(p *Peer) { p.Password = "x" }, false, true},
+		{"port", func(p *Peer) { p.Port = 1179 }, false, true},
+		{"dual stack", func(p *Peer) { p.DualStack = true }, false, true},
+		{"graceful restart", func(p *Peer) { p.GracefulRestart = true }, false, true},
+		// BFD changes are applied to the running session, not by
+		// re-creating it.
+		{"BFD removed", func(p *Peer) { p.BFD = nil }, true, false},
+		{"BFD interval", func(p *Peer) { b := *p.BFD; b.ReceiveInterval = time.Second; p.BFD = &b }, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,6 +155,9 @@ func TestSessionEqual(t *testing.T) {
 			tt.mod(&p)
 			if got := sessionEqual(base, p); got != tt.equal {
 				t.Errorf("sessionEqual = %v, want %v", got, tt.equal)
+			}
+			if got := bfdEqual(base.BFD, p.BFD); got != tt.bfdEqual {
+				t.Errorf("bfdEqual = %v, want %v", got, tt.bfdEqual)
 			}
 		})
 	}
@@ -182,7 +188,7 @@ func TestAPIPeer(t *testing.T) {
 	cfg := Config{ASN: 64512}
 	p := cfg.apiPeer(Peer{Name: "a", Address: netip.MustParseAddr("2001:db8::2"), ASN: 64513, HoldTime: 9 * time.Second,
 		Password: "s", EBGPMultiHop: true, GracefulRestart: true, DualStack: true,
-		BFD: &BFDProfile{ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 200 * time.Millisecond, DetectMultiplier: 5}})
+		BFD: &BFDProfile{ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 200 * time.Millisecond, DetectMultiplier: 5}}, true)
 	if p.Conf.LocalAsn != 64512 || p.Conf.PeerAsn != 64513 || p.Conf.AuthPassword != "s" || p.Transport.RemotePort != 179 {
 		t.Errorf("conf = %v transport = %v", p.Conf, p.Transport)
 	}
@@ -195,7 +201,7 @@ func TestAPIPeer(t *testing.T) {
 	if p.Bfd.RequiredMinimumReceive != 300000 || p.Bfd.DesiredMinimumTxInterval != 200000 || p.Bfd.DetectionMultiplier != 5 {
 		t.Errorf("bfd = %v", p.Bfd)
 	}
-	if p := cfg.apiPeer(Peer{Address: netip.MustParseAddr("192.0.2.2"), ASN: 1}); len(p.AfiSafis) != 1 || p.AfiSafis[0].Config.Family.Afi != api.Family_AFI_IP || p.Bfd != nil {
+	if p := cfg.apiPeer(Peer{Address: netip.MustParseAddr("192.0.2.2"), ASN: 1, BFD: &BFDProfile{}}, false); len(p.AfiSafis) != 1 || p.AfiSafis[0].Config.Family.Afi != api.Family_AFI_IP || p.Bfd != nil {
 		t.Errorf("IPv4 peer afisafis = %v bfd %v", p.AfiSafis, p.Bfd)
 	}
 }
@@ -229,6 +235,8 @@ func TestStateMapping(t *testing.T) {
 		{api.PeerState_DISCONNECT_REASON_NOTIFICATION_RECEIVED, "code 2 subcode 2 bad peer as", "ASN mismatch (bad peer AS): code 2 subcode 2 bad peer as"},
 		{api.PeerState_DISCONNECT_REASON_HOLD_TIMER_EXPIRED, "", "hold timer expired"},
 		{api.PeerState_DISCONNECT_REASON_DECONFIGURED, "x", ""},
+		// Found in the lab: this transition overwrote the TCP-MD5 hint.
+		{api.PeerState_DISCONNECT_REASON_IDLE_TIMER_EXPIRED, "", ""},
 	} {
 		if got := disconnectError(tt.r, tt.msg); got != tt.want {
 			t.Errorf("disconnectError(%v) = %q, want %q", tt.r, got, tt.want)

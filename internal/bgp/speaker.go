@@ -23,13 +23,19 @@ type Speaker struct {
 	errs   *sessionErrors
 	events chan struct{}
 
+	bfdKick chan struct{} // wakes the loop that turns BFD on and off
+	done    chan struct{} // closed by Stop
+
 	mu      sync.Mutex // serialises reconciles and guards the fields below
 	srv     *server.BgpServer
 	stopped bool
 	peers   map[string]Peer
-	ads     []Advertisement
-	paths   map[netip.Prefix]bool // prefixes present in GoBGP's RIB
-	plan    plan                  // what the installed export policy sends
+	// bfdOn holds the peers whose GoBGP configuration has BFD enabled now;
+	// see syncBFD for why that is only while the session is established.
+	bfdOn map[string]bool
+	ads   []Advertisement
+	paths map[netip.Prefix]bool // prefixes present in GoBGP's RIB
+	plan  plan                  // what the installed export policy sends
 }
 
 // New validates cfg and returns a speaker that is not yet running.
@@ -48,13 +54,16 @@ func New(cfg Config) (*Speaker, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Speaker{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		errs:   newSessionErrors(),
-		events: make(chan struct{}, 1),
-		peers:  make(map[string]Peer),
-		paths:  make(map[netip.Prefix]bool),
-		plan:   make(plan),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		errs:    newSessionErrors(),
+		events:  make(chan struct{}, 1),
+		bfdKick: make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		peers:   make(map[string]Peer),
+		bfdOn:   make(map[string]bool),
+		paths:   make(map[netip.Prefix]bool),
+		plan:    make(plan),
 	}, nil
 }
 
@@ -113,6 +122,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch peer events: %w", err)
 	}
+	go s.bfdLoop()
 	return nil
 }
 
@@ -126,6 +136,7 @@ func (s *Speaker) Stop(ctx context.Context) error {
 		return nil
 	}
 	s.stopped = true
+	close(s.done)
 	done := make(chan struct{})
 	go func() {
 		s.srv.Stop()
@@ -183,6 +194,14 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 	for _, name := range slices.Sorted(maps.Keys(s.peers)) {
 		old := s.peers[name]
 		if p, ok := want[name]; ok && sessionEqual(old, p) {
+			// A BFD profile change reaches GoBGP without resetting the
+			// session (GoBGP updates its BFD peer in place).
+			if !bfdEqual(old.BFD, p.BFD) {
+				s.peers[name] = p
+				if err := s.applyBFD(ctx, p, s.bfdOn[name] && p.BFD != nil); err != nil {
+					errs = append(errs, err)
+				}
+			}
 			continue
 		}
 		if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: old.Address.Unmap().String()}); err != nil {
@@ -192,6 +211,7 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 		s.errs.clear(old.Address.Unmap())
 		delete(s.peers, name)
 		delete(s.plan, name)
+		delete(s.bfdOn, name)
 	}
 
 	var added []Peer
@@ -214,7 +234,7 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 		if p.BFD != nil && (p.BFD.EchoMode || p.BFD.PassiveMode || p.BFD.MinimumTTL != 0) {
 			s.log.Warn("BFD echo mode, passive mode and minimum TTL are not supported by GoBGP; ignoring them", "peer", p.Name)
 		}
-		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.cfg.apiPeer(p)}); err != nil {
+		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.cfg.apiPeer(p, false)}); err != nil {
 			errs = append(errs, fmt.Errorf("add peer %q: %w", p.Name, err))
 			continue
 		}
@@ -331,5 +351,85 @@ func (s *Speaker) installPolicy(ctx context.Context, peers map[string]Peer, pl p
 	if err != nil {
 		return fmt.Errorf("install export policy: %w", err)
 	}
+	return nil
+}
+
+// BFD is enabled on a session only while it is established. A router
+// such as FRR registers its BFD session when the neighbour is configured
+// and registers it again, with the local address, once BGP is up; the
+// first registration ends with AdminDown, and GoBGP resets the BGP session
+// on any BFD down, AdminDown included (RFC 5882 §3.2 says it must not).
+// Starting BFD after BGP is up, when GoBGP's BFD peer starts its first
+// transmission a second later, avoids that reset of every fresh session.
+// BFD detects the loss of an established session's path; before then
+// there is nothing for it to protect.
+
+// bfdLoop runs syncBFD after peer events until Stop.
+func (s *Speaker) bfdLoop() {
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.bfdKick:
+			s.syncBFD()
+		}
+	}
+}
+
+func (s *Speaker) kickBFD() {
+	select {
+	case s.bfdKick <- struct{}{}:
+	default:
+	}
+}
+
+// syncBFD enables BFD on the established sessions of peers with a BFD
+// profile and disables it on the others.
+func (s *Speaker) syncBFD() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running() != nil {
+		return
+	}
+	up := make(map[netip.Addr]bool)
+	ctx := context.Background()
+	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		if p.GetState().GetSessionState() != api.PeerState_SESSION_STATE_ESTABLISHED {
+			return
+		}
+		if a, err := netip.ParseAddr(p.GetConf().GetNeighborAddress()); err == nil {
+			up[a.Unmap()] = true
+		}
+	})
+	if err != nil {
+		s.log.Warn("list peers for BFD", "error", err)
+		return
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.peers)) {
+		p := s.peers[name]
+		on := p.BFD != nil && up[p.Address.Unmap()]
+		if on == s.bfdOn[name] {
+			continue
+		}
+		if err := s.applyBFD(ctx, p, on); err != nil {
+			s.log.Warn("BFD", "peer", name, "error", err)
+		}
+	}
+}
+
+// applyBFD sets p's BFD in GoBGP to on, with p's profile. s.mu is held.
+func (s *Speaker) applyBFD(ctx context.Context, p Peer, on bool) error {
+	if !on && !s.bfdOn[p.Name] {
+		return nil
+	}
+	if _, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: s.cfg.apiPeer(p, on)}); err != nil {
+		return fmt.Errorf("peer %q: set BFD %v: %w", p.Name, on, err)
+	}
+	if on {
+		s.bfdOn[p.Name] = true
+	} else {
+		delete(s.bfdOn, p.Name)
+	}
+	s.log.Debug("bfd", "peer", p.Name, "enabled", on)
 	return nil
 }

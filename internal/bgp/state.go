@@ -46,6 +46,9 @@ func (s *Speaker) Peers() []PeerState {
 		if p, ok := byAddr[addr]; ok {
 			fillState(&st, p)
 		}
+		if cfg.BFD != nil && st.BFDState == "" {
+			st.BFDState = "down" // BFD starts once the session is up
+		}
 		if !st.Up {
 			st.LastError = s.errs.get(addr, cfg.Password != "")
 		}
@@ -119,7 +122,11 @@ func bfdStateName(s api.BfdSessionState) string {
 func disconnectError(r api.PeerState_DisconnectReason, msg string) string {
 	var what string
 	switch r {
-	case api.PeerState_DISCONNECT_REASON_UNSPECIFIED, api.PeerState_DISCONNECT_REASON_DECONFIGURED:
+	// The idle hold timer expiring is the FSM moving on to its next
+	// connection attempt, not a disconnect: reporting it would overwrite
+	// the dial error (refused, TCP-MD5 timeout) that explains the failure.
+	case api.PeerState_DISCONNECT_REASON_UNSPECIFIED, api.PeerState_DISCONNECT_REASON_DECONFIGURED,
+		api.PeerState_DISCONNECT_REASON_IDLE_TIMER_EXPIRED:
 		return ""
 	case api.PeerState_DISCONNECT_REASON_BAD_PEER_AS:
 		what = "ASN mismatch (bad peer AS)"
@@ -158,6 +165,7 @@ func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Ti
 		s.errs.set(addr, e)
 	}
 	s.log.Debug("bgp session state", "peer", addr, "state", fsmStateName(ev.Peer.State.SessionState))
+	s.kickBFD()
 	s.notify()
 }
 

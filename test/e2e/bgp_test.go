@@ -16,7 +16,7 @@ import (
 // community 65535:65282): every node advertises, the router installs an
 // ECMP route, and requests from the remote subnet land on several nodes.
 func TestBGP(t *testing.T) {
-	l := startLab(t, func(o *lab.Options) { o.Router = true })
+	l := startLab(t, func(o *lab.Options) { o.Router, o.RouterBFD = true, true })
 	ctx := ctxT(t, 4*time.Minute)
 
 	addrs := service(t, l, lab.Service{Name: "bgp-web"})
@@ -37,6 +37,52 @@ func TestBGP(t *testing.T) {
 			t.Errorf("60 requests from the remote subnet all landed on %v", spread)
 		}
 		t.Logf("spread: %v", spread)
+	})
+	// BFD comes up on all six sessions without resetting any of them (GoBGP
+	// resets a session on the AdminDown that FRR sends when it re-registers
+	// its BFD session after BGP is up; Herald starts BFD after that).
+	t.Run("BFD up, no session reset", func(t *testing.T) {
+		eventually(t, "6 BFD sessions up at the router", 30*time.Second, func() (bool, string) {
+			out, err := l.Vtysh(ctx, "show bfd peers json")
+			if err != nil {
+				return false, err.Error()
+			}
+			var peers []struct {
+				Peer   string `json:"peer"`
+				Status string `json:"status"`
+			}
+			if err := json.Unmarshal([]byte(out), &peers); err != nil {
+				return false, err.Error()
+			}
+			up := 0
+			for _, p := range peers {
+				if p.Status == "up" {
+					up++
+				}
+			}
+			return up == 6, out
+		})
+		out, err := l.Vtysh(ctx, "show bgp neighbors json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var nbrs map[string]struct {
+			State       string `json:"bgpState"`
+			Established int    `json:"connectionsEstablished"`
+			Dropped     int    `json:"connectionsDropped"`
+		}
+		if err := json.Unmarshal([]byte(out), &nbrs); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if len(nbrs) != 6 {
+			t.Errorf("%d neighbours at the router, want 6", len(nbrs))
+		}
+		for addr, n := range nbrs {
+			if n.State != "Established" || n.Established != 1 || n.Dropped != 0 {
+				t.Errorf("neighbour %s: %s, established %d times, dropped %d; want Established once, never dropped",
+					addr, n.State, n.Established, n.Dropped)
+			}
+		}
 	})
 	t.Run("attributes arrive as configured", func(t *testing.T) {
 		out, err := l.Vtysh(ctx, "show bgp ipv4 unicast "+host.String()+" json")
@@ -217,9 +263,9 @@ func TestMD5(t *testing.T) {
 		hops, err := l.RouterRoutes(ctx, host)
 		return err == nil && len(hops) == 0, fmt.Sprintf("%v %v", hops, err)
 	})
-	eventually(t, "SessionDown event on the BGPPeer", 60*time.Second, func() (bool, string) {
+	eventually(t, "SessionDown event on the BGPPeer naming TCP-MD5", 60*time.Second, func() (bool, string) {
 		out, err := l.Kubectl(ctx, "", "get", "events", "-n", lab.HeraldNamespace,
 			"--field-selector", "involvedObject.name=router", "-o", "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}")
-		return err == nil && strings.Contains(out, "SessionDown"), out
+		return err == nil && strings.Contains(out, "SessionDown") && strings.Contains(out, "TCP-MD5 authentication likely failed"), out
 	})
 }
