@@ -354,15 +354,13 @@ func (s *Speaker) installPolicy(ctx context.Context, peers map[string]Peer, pl p
 	return nil
 }
 
-// BFD is enabled on a session only while it is established. A router
-// such as FRR registers its BFD session when the neighbour is configured
-// and registers it again, with the local address, once BGP is up; the
-// first registration ends with AdminDown, and GoBGP resets the BGP session
-// on any BFD down, AdminDown included (RFC 5882 §3.2 says it must not).
-// Starting BFD after BGP is up, when GoBGP's BFD peer starts its first
-// transmission a second later, avoids that reset of every fresh session.
-// BFD detects the loss of an established session's path; before then
-// there is nothing for it to protect.
+// BFD is enabled on a session only while it is established. Enabled with
+// the session, FRR signalled BFD down about a second after BGP came up
+// (most likely bgpd re-registering its BFD session with the local address),
+// and GoBGP resets the BGP session on any signalled down, AdminDown
+// included (RFC 5882 §3.2 says AdminDown must not): every fresh session
+// was reset once. BFD detects the loss of an established session's path;
+// before then there is nothing for it to protect.
 
 // bfdLoop runs syncBFD after peer events until Stop.
 func (s *Speaker) bfdLoop() {
