@@ -16,12 +16,7 @@ import (
 // does not, and Peers reports why.
 func TestFRRMD5(t *testing.T) {
 	l := newLab(t, frrBgpd, "vtysh")
-	startFRR(t, l, frrConfig(routerASN, ` neighbor 192.0.2.1 remote-as 64512
- neighbor 192.0.2.1 password herald-secret
- address-family ipv4 unicast
-  neighbor 192.0.2.1 activate
- exit-address-family
-`), false)
+	startFRR(t, l, frrConfig(routerASN, frrNeighbors([]netip.Addr{nodeV4}, nil, "neighbor 192.0.2.1 password herald-secret")), false)
 	sp := l.startSpeaker(t, speakerConfig())
 	peer := Peer{Name: "r", Address: routerV4, ASN: routerASN, SourceAddress: nodeV4, Password: "wrong", ConnectTime: 2 * time.Second}
 	sp.setPeers(peer)
@@ -121,11 +116,7 @@ func TestGoBGPdInterop(t *testing.T) {
 // rather than through bgpd's "neighbor ... bfd".
 func TestFRRBFD(t *testing.T) {
 	l := newLab(t, frrBgpd, frrBfdd, "vtysh")
-	f := startFRR(t, l, frrConfig(routerASN, ` neighbor 192.0.2.1 remote-as 64512
- address-family ipv4 unicast
-  neighbor 192.0.2.1 activate
- exit-address-family
-`), true)
+	f := startFRR(t, l, frrConfig(routerASN, frrNeighbors([]netip.Addr{nodeV4}, nil)), true)
 	sp := l.startSpeaker(t, speakerConfig())
 	start := time.Now()
 	peer := Peer{Name: "r", Address: routerV4, ASN: routerASN, SourceAddress: nodeV4,

@@ -35,15 +35,7 @@ func waitUp(t *testing.T, sp *speakerProc, name string, timeout time.Duration) t
 // FRR: attributes, withdrawal, per-peer isolation and Cease on Stop.
 func TestFRRInterop(t *testing.T) {
 	l := newLab(t, frrBgpd, "vtysh")
-	f := startFRR(t, l, frrConfig(routerASN, ` neighbor 192.0.2.1 remote-as 64512
- neighbor 2001:db8::1 remote-as 64512
- address-family ipv4 unicast
-  neighbor 192.0.2.1 activate
- exit-address-family
- address-family ipv6 unicast
-  neighbor 2001:db8::1 activate
- exit-address-family
-`), false)
+	f := startFRR(t, l, frrConfig(routerASN, frrNeighbors([]netip.Addr{nodeV4}, []netip.Addr{nodeV6})), false)
 
 	sp := l.startSpeaker(t, speakerConfig())
 	v4 := Peer{Name: "r-v4", Address: routerV4, ASN: routerASN, SourceAddress: nodeV4, HoldTime: 9 * time.Second}

@@ -32,8 +32,16 @@ func validatePeers(peers []Peer) error {
 			return fmt.Errorf("peer %q: address %s already used by peer %q", p.Name, key, other)
 		}
 		addrs[key] = p.Name
-		if p.ASN == 0 {
+		switch {
+		case p.ASN == 0 && p.Dynamic == "":
 			return fmt.Errorf("peer %q: missing peer ASN", p.Name)
+		case p.ASN != 0 && p.Dynamic != "":
+			return fmt.Errorf("peer %q: both a peer ASN and dynamic ASN %q", p.Name, p.Dynamic)
+		case p.Dynamic != "" && p.Dynamic != DynamicInternal && p.Dynamic != DynamicExternal:
+			return fmt.Errorf("peer %q: dynamic ASN %q is neither internal nor external", p.Name, p.Dynamic)
+		}
+		if p.OtherNextHop.IsValid() && p.OtherNextHop.Unmap().Is4() == p.Address.Unmap().Is4() {
+			return fmt.Errorf("peer %q: next hop %s for the other family is of the session's family", p.Name, p.OtherNextHop)
 		}
 		if p.SourceAddress.IsValid() && p.SourceAddress.Unmap().Is4() != p.Address.Unmap().Is4() {
 			return fmt.Errorf("peer %q: source address %s and peer address %s are of different families", p.Name, p.SourceAddress, p.Address)
@@ -75,7 +83,19 @@ func bfdEqual(ab, bb *BFDProfile) bool {
 
 // isIBGP reports whether the session with p is internal.
 func (c Config) isIBGP(p Peer) bool {
+	if p.Dynamic != "" {
+		return p.Dynamic == DynamicInternal
+	}
 	return p.ASN == c.localASN(p)
+}
+
+// peerASN is the AS number GoBGP expects from p: 0 lets it accept any,
+// which DynamicExternal then checks.
+func (c Config) peerASN(p Peer) uint32 {
+	if p.Dynamic == DynamicInternal {
+		return c.localASN(p)
+	}
+	return p.ASN
 }
 
 func (c Config) localASN(p Peer) uint32 {
@@ -101,7 +121,10 @@ func (p Peer) families() []*api.Family {
 
 // carries reports whether prefixes of pfx's family go to p.
 func (p Peer) carries(is4 bool) bool {
-	return p.DualStack || p.Address.Unmap().Is4() == is4
+	if p.Address.Unmap().Is4() == is4 {
+		return true
+	}
+	return p.DualStack && p.OtherNextHop.IsValid()
 }
 
 func seconds(d time.Duration) uint64 {
@@ -139,7 +162,7 @@ func (c Config) apiPeer(p Peer, bfd bool) *api.Peer {
 	out := &api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: addr.String(),
-			PeerAsn:         p.ASN,
+			PeerAsn:         c.peerASN(p),
 			LocalAsn:        c.localASN(p),
 			AuthPassword:    p.Password,
 			Description:     p.Name,

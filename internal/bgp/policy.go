@@ -208,15 +208,28 @@ func exportPolicy(peers map[string]Peer, pl plan) ([]*api.DefinedSet, *api.Polic
 					NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: nbr},
 					PrefixSet:   &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: pfxSet},
 				},
-				Actions: statementActions(g.attrs),
+				Actions: statementActions(g.attrs, otherNextHop(p, g.prefixes[0])),
 			})
 		}
 	}
 	return sets, pol
 }
 
-func statementActions(a routeAttrs) *api.Actions {
+// otherNextHop is the next hop to set on pfx's group for p: p's
+// OtherNextHop when pfx is of the other family than the session, else
+// none (GoBGP uses the session's local address).
+func otherNextHop(p Peer, pfx netip.Prefix) netip.Addr {
+	if pfx.Addr().Is4() == p.Address.Unmap().Is4() {
+		return netip.Addr{}
+	}
+	return p.OtherNextHop.Unmap()
+}
+
+func statementActions(a routeAttrs, nextHop netip.Addr) *api.Actions {
 	act := &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT}
+	if nextHop.IsValid() {
+		act.Nexthop = &api.NexthopAction{Address: nextHop.String()}
+	}
 	if len(a.Communities) > 0 {
 		c := &api.CommunityAction{Type: api.CommunityAction_TYPE_REPLACE}
 		for _, v := range a.Communities {

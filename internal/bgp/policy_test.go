@@ -15,8 +15,13 @@ func TestBuildPlan(t *testing.T) {
 		"ibgp4": {Name: "ibgp4", Address: netip.MustParseAddr("192.0.2.2"), ASN: 64512},
 		"ebgp4": {Name: "ebgp4", Address: netip.MustParseAddr("192.0.2.3"), ASN: 64513},
 		"ibgp6": {Name: "ibgp6", Address: netip.MustParseAddr("2001:db8::2"), ASN: 64512},
-		"dual":  {Name: "dual", Address: netip.MustParseAddr("192.0.2.4"), ASN: 64512, DualStack: true},
-		"local": {Name: "local", Address: netip.MustParseAddr("192.0.2.5"), ASN: 64600, LocalASN: 64600},
+		"dual": {Name: "dual", Address: netip.MustParseAddr("192.0.2.4"), ASN: 64512, DualStack: true,
+			OtherNextHop: netip.MustParseAddr("2001:db8::4")},
+		// Without a next hop of the other family, that family is not sent.
+		"dualNoHop": {Name: "dualNoHop", Address: netip.MustParseAddr("192.0.2.6"), ASN: 64512, DualStack: true},
+		"local":     {Name: "local", Address: netip.MustParseAddr("192.0.2.5"), ASN: 64600, LocalASN: 64600},
+		"dynInt":    {Name: "dynInt", Address: netip.MustParseAddr("192.0.2.7"), Dynamic: DynamicInternal},
+		"dynExt":    {Name: "dynExt", Address: netip.MustParseAddr("192.0.2.8"), Dynamic: DynamicExternal},
 	}
 	v4 := netip.MustParsePrefix("198.51.100.10/32")
 	ads, err := normalizeAds([]Advertisement{
@@ -35,11 +40,15 @@ func TestBuildPlan(t *testing.T) {
 	want := plan{
 		"ibgp4": {v4: {LocalPref: 200, Communities: both, Large: [][3]uint32{{1, 2, 3}}}, v4net: {}},
 		// eBGP: no LOCAL_PREF.
-		"ebgp4": {v4: {Communities: both, Large: [][3]uint32{{1, 2, 3}}}, v4net: {}},
-		"ibgp6": {v6net: {LocalPref: 50}},
-		"dual":  {v4: {LocalPref: 100, Communities: both}, v6net: {LocalPref: 50}, v4net: {}},
+		"ebgp4":     {v4: {Communities: both, Large: [][3]uint32{{1, 2, 3}}}, v4net: {}},
+		"ibgp6":     {v6net: {LocalPref: 50}},
+		"dual":      {v4: {LocalPref: 100, Communities: both}, v6net: {LocalPref: 50}, v4net: {}},
+		"dualNoHop": {v4: {LocalPref: 100, Communities: both}, v4net: {}},
 		// iBGP by LocalASN.
 		"local": {v4: {LocalPref: 100, Communities: both}, v4net: {}},
+		// Dynamic ASN: iBGP and eBGP by mode.
+		"dynInt": {v4: {LocalPref: 100, Communities: both}, v4net: {}},
+		"dynExt": {v4: {Communities: both}, v4net: {}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("plan:\n got %v\nwant %v", got, want)
@@ -49,7 +58,7 @@ func TestBuildPlan(t *testing.T) {
 		t.Errorf("changedPeers of identical plans = %v", c)
 	}
 	next := buildPlan(cfg, peers, ads[:1])
-	if c := changedPeers(got, next); !reflect.DeepEqual(c, []string{"dual", "ebgp4", "ibgp4", "ibgp6", "local"}) {
+	if c := changedPeers(got, next); !reflect.DeepEqual(c, []string{"dual", "dualNoHop", "dynExt", "dynInt", "ebgp4", "ibgp4", "ibgp6", "local"}) {
 		t.Errorf("changedPeers = %v", c)
 	}
 	next = buildPlan(cfg, peers, append(ads[:3:3], ads[3]))
@@ -105,6 +114,19 @@ func TestExportPolicy(t *testing.T) {
 	}
 	if got := sets[2].Prefixes; len(got) != 2 || got[0].IpPrefix != "198.51.100.1/32" || got[0].MaskLengthMin != 32 || got[0].MaskLengthMax != 32 {
 		t.Errorf("prefix set = %v", got)
+	}
+
+	// A dual-stack IPv4 session: IPv6 prefixes get the node's IPv6 next
+	// hop, IPv4 prefixes keep GoBGP's (the session's local address).
+	dual := map[string]Peer{"d": {Name: "d", Address: netip.MustParseAddr("192.0.2.4"), ASN: 64512, DualStack: true,
+		OtherNextHop: netip.MustParseAddr("2001:db8::4")}}
+	_, dpol := exportPolicy(dual, plan{"d": {p1: {}, netip.MustParsePrefix("2001:db8:1::/64"): {}}})
+	hops := map[string]string{}
+	for _, st := range dpol.Statements {
+		hops[st.Name] = st.Actions.GetNexthop().GetAddress()
+	}
+	if !reflect.DeepEqual(hops, map[string]string{"herald-peer-0-routes-0": "2001:db8::4", "herald-peer-0-routes-1": ""}) {
+		t.Errorf("dual-stack next hops by statement = %v; want the IPv6 group (sorted first) with 2001:db8::4", hops)
 	}
 
 	// Deterministic.
@@ -176,6 +198,10 @@ func TestValidatePeers(t *testing.T) {
 		{"no ASN", []Peer{{Name: "a", Address: ok.Address}}, false},
 		{"short hold", []Peer{{Name: "a", Address: ok.Address, ASN: 1, HoldTime: time.Second}}, false},
 		{"family mismatch", []Peer{{Name: "a", Address: ok.Address, ASN: 1, SourceAddress: netip.MustParseAddr("2001:db8::1")}}, false},
+		{"dynamic internal", []Peer{{Name: "a", Address: ok.Address, Dynamic: DynamicInternal}}, true},
+		{"dynamic and ASN", []Peer{{Name: "a", Address: ok.Address, ASN: 1, Dynamic: DynamicExternal}}, false},
+		{"unknown dynamic", []Peer{{Name: "a", Address: ok.Address, Dynamic: "any"}}, false},
+		{"other next hop of the session's family", []Peer{{Name: "a", Address: ok.Address, ASN: 1, DualStack: true, OtherNextHop: netip.MustParseAddr("192.0.2.9")}}, false},
 	}
 	for _, tt := range tests {
 		if err := validatePeers(tt.peers); (err == nil) != tt.ok {

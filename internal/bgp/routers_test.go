@@ -3,9 +3,11 @@ package bgp
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +92,10 @@ type frrNeighbor struct {
 	LastNotificationReason     string `json:"lastNotificationReason"`
 	LastErrorCodeSubcode       string `json:"lastErrorCodeSubcode"`
 	BgpTimerUpEstablishedEpoch int64  `json:"bgpTimerUpEstablishedEpoch"`
-	PeerBfdInfo                *struct {
+	MessageStats               struct {
+		UpdatesRecv int `json:"updatesRecv"`
+	} `json:"messageStats"`
+	PeerBfdInfo *struct {
 		Status string `json:"status"`
 	} `json:"peerBfdInfo"`
 }
@@ -127,6 +132,37 @@ func (f *frr) route(t *testing.T, afi, prefix string) (frrRoute, bool) {
 	var r frrRoute
 	f.json(t, fmt.Sprintf("show bgp %s unicast %s json", afi, prefix), &r)
 	return r, len(r.Paths) > 0
+}
+
+// frrNeighbors is the part of an FRR "router bgp" block that peers with
+// the node (AS nodeASN) from each address in v4af and v6af, activated in
+// the IPv4 and the IPv6 unicast family respectively, plus extra lines.
+func frrNeighbors(v4af, v6af []netip.Addr, extra ...string) string {
+	var b strings.Builder
+	var seen []netip.Addr
+	for _, a := range append(slices.Clone(v4af), v6af...) {
+		if !slices.Contains(seen, a) {
+			seen = append(seen, a)
+			fmt.Fprintf(&b, " neighbor %s remote-as %d\n", a, nodeASN)
+		}
+	}
+	for _, e := range extra {
+		b.WriteString(" " + e + "\n")
+	}
+	for _, af := range []struct {
+		name  string
+		addrs []netip.Addr
+	}{{"ipv4", v4af}, {"ipv6", v6af}} {
+		if len(af.addrs) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, " address-family %s unicast\n", af.name)
+		for _, a := range af.addrs {
+			fmt.Fprintf(&b, "  neighbor %s activate\n", a)
+		}
+		b.WriteString(" exit-address-family\n")
+	}
+	return b.String()
 }
 
 func frrConfig(asn uint32, body string) string {

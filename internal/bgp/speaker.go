@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
@@ -23,19 +24,25 @@ type Speaker struct {
 	errs   *sessionErrors
 	events chan struct{}
 
-	bfdKick chan struct{} // wakes the loop that turns BFD on and off
-	done    chan struct{} // closed by Stop
+	kick chan struct{} // wakes sessionLoop
+	done chan struct{} // closed by Stop
 
 	mu      sync.Mutex // serialises reconciles and guards the fields below
 	srv     *server.BgpServer
 	stopped bool
 	peers   map[string]Peer
 	// bfdOn holds the peers whose GoBGP configuration has BFD enabled now;
-	// see syncBFD for why that is only while the session is established.
+	// see syncSessions for why that is only while the session is up.
 	bfdOn map[string]bool
-	ads   []Advertisement
-	paths map[netip.Prefix]bool // prefixes present in GoBGP's RIB
-	plan  plan                  // what the installed export policy sends
+	// asnOK holds the DynamicExternal peers whose established session
+	// was checked to be eBGP; only those are sent routes.
+	asnOK map[string]bool
+	// asnRefused holds the DynamicExternal peers shut down for presenting
+	// our own AS, with the problem and when.
+	asnRefused map[string]asnRefusal
+	ads        []Advertisement
+	paths      map[netip.Prefix]bool // prefixes present in GoBGP's RIB
+	plan       plan                  // what the installed export policy sends
 }
 
 // New validates cfg and returns a speaker that is not yet running.
@@ -54,16 +61,19 @@ func New(cfg Config) (*Speaker, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Speaker{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		errs:    newSessionErrors(),
-		events:  make(chan struct{}, 1),
-		bfdKick: make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		peers:   make(map[string]Peer),
-		bfdOn:   make(map[string]bool),
-		paths:   make(map[netip.Prefix]bool),
-		plan:    make(plan),
+		cfg:    cfg,
+		log:    cfg.Logger,
+		errs:   newSessionErrors(),
+		events: make(chan struct{}, 1),
+		kick:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		peers:  make(map[string]Peer),
+		bfdOn:  make(map[string]bool),
+		asnOK:  make(map[string]bool),
+
+		asnRefused: make(map[string]asnRefusal),
+		paths:      make(map[netip.Prefix]bool),
+		plan:       make(plan),
 	}, nil
 }
 
@@ -122,7 +132,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch peer events: %w", err)
 	}
-	go s.bfdLoop()
+	go s.sessionLoop()
 	return nil
 }
 
@@ -212,6 +222,8 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 		delete(s.peers, name)
 		delete(s.plan, name)
 		delete(s.bfdOn, name)
+		delete(s.asnOK, name)
+		delete(s.asnRefused, name)
 	}
 
 	var added []Peer
@@ -319,7 +331,7 @@ func (s *Speaker) SetAdvertisements(ctx context.Context, ads []Advertisement) er
 // advertisements, and re-sends routes to established peers whose routes
 // changed.
 func (s *Speaker) syncPolicy(ctx context.Context, peers map[string]Peer) error {
-	next := buildPlan(s.cfg, peers, s.ads)
+	next := buildPlan(s.cfg, s.exportable(peers), s.ads)
 	changed := changedPeers(s.plan, next)
 	if len(changed) == 0 && len(next) == len(s.plan) {
 		return nil
@@ -354,6 +366,53 @@ func (s *Speaker) installPolicy(ctx context.Context, peers map[string]Peer, pl p
 	return nil
 }
 
+// exportable returns the peers that may be sent routes: all but the
+// DynamicExternal peers whose session is not checked to be eBGP.
+func (s *Speaker) exportable(peers map[string]Peer) map[string]Peer {
+	out := make(map[string]Peer, len(peers))
+	for name, p := range peers {
+		if p.Dynamic != DynamicExternal || s.asnOK[name] {
+			out[name] = p
+		}
+	}
+	return out
+}
+
+// asnRefusal is a DynamicExternal peer shut down for presenting our AS.
+type asnRefusal struct {
+	problem string
+	at      time.Time
+}
+
+// asnRetry is how long a refused DynamicExternal peer stays shut down
+// before it is tried again, in case the router's configuration changed.
+const asnRetry = 30 * time.Second
+
+// sessionLoop runs syncSessions after peer events, and every few seconds
+// for the retries, until Stop.
+func (s *Speaker) sessionLoop() {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.kick:
+		case <-t.C:
+		}
+		s.syncSessions(context.Background())
+	}
+}
+
+func (s *Speaker) kickSessions() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// syncSessions does what depends on a session being established.
+//
 // BFD is enabled on a session only while it is established. Enabled with
 // the session, FRR signalled BFD down about a second after BGP came up
 // (most likely bgpd re-registering its BFD session with the local address),
@@ -361,56 +420,73 @@ func (s *Speaker) installPolicy(ctx context.Context, peers map[string]Peer, pl p
 // included (RFC 5882 §3.2 says AdminDown must not): every fresh session
 // was reset once. BFD detects the loss of an established session's path;
 // before then there is nothing for it to protect.
-
-// bfdLoop runs syncBFD after peer events until Stop.
-func (s *Speaker) bfdLoop() {
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-s.bfdKick:
-			s.syncBFD()
-		}
-	}
-}
-
-func (s *Speaker) kickBFD() {
-	select {
-	case s.bfdKick <- struct{}{}:
-	default:
-	}
-}
-
-// syncBFD enables BFD on the established sessions of peers with a BFD
-// profile and disables it on the others.
-func (s *Speaker) syncBFD() {
+//
+// A DynamicExternal peer is configured in GoBGP with no peer AS, which
+// accepts any; its AS is checked here once the session is up, and routes
+// are sent to it only when the check passes. A peer in our own AS is shut
+// down with a Cease that says why, and tried again after asnRetry.
+func (s *Speaker) syncSessions(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.running() != nil {
 		return
 	}
-	up := make(map[netip.Addr]bool)
-	ctx := context.Background()
+	remoteAS := make(map[netip.Addr]uint32) // established sessions only
 	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
 		if p.GetState().GetSessionState() != api.PeerState_SESSION_STATE_ESTABLISHED {
 			return
 		}
 		if a, err := netip.ParseAddr(p.GetConf().GetNeighborAddress()); err == nil {
-			up[a.Unmap()] = true
+			remoteAS[a.Unmap()] = p.GetState().GetPeerAsn()
 		}
 	})
 	if err != nil {
-		s.log.Warn("list peers for BFD", "error", err)
+		s.log.Warn("list peers", "error", err)
 		return
 	}
+	policy := false
 	for _, name := range slices.Sorted(maps.Keys(s.peers)) {
 		p := s.peers[name]
-		on := p.BFD != nil && up[p.Address.Unmap()]
-		if on == s.bfdOn[name] {
+		as, up := remoteAS[p.Address.Unmap()]
+		if on := p.BFD != nil && up; on != s.bfdOn[name] {
+			if err := s.applyBFD(ctx, p, on); err != nil {
+				s.log.Warn("BFD", "peer", name, "error", err)
+			}
+		}
+		if p.Dynamic != DynamicExternal {
 			continue
 		}
-		if err := s.applyBFD(ctx, p, on); err != nil {
-			s.log.Warn("BFD", "peer", name, "error", err)
+		if r, ok := s.asnRefused[name]; ok {
+			if time.Since(r.at) < asnRetry {
+				continue
+			}
+			if err := s.srv.EnablePeer(ctx, &api.EnablePeerRequest{Address: p.Address.Unmap().String()}); err != nil {
+				s.log.Warn("re-enable peer", "peer", name, "error", err)
+				continue
+			}
+			delete(s.asnRefused, name)
+		}
+		ok := up && as != s.cfg.localASN(p)
+		if up && !ok {
+			problem := fmt.Sprintf("dynamicASN is external, but the peer presents AS %d, this node's own (iBGP); shut down, retried every %s", as, asnRetry)
+			s.log.Warn("refusing peer", "peer", name, "problem", problem)
+			if err := s.srv.DisablePeer(ctx, &api.DisablePeerRequest{Address: p.Address.Unmap().String(), Communication: problem}); err != nil {
+				s.log.Warn("shut down peer", "peer", name, "error", err)
+			}
+			s.asnRefused[name] = asnRefusal{problem: problem, at: time.Now()}
+		}
+		if ok != s.asnOK[name] {
+			if ok {
+				s.asnOK[name] = true
+			} else {
+				delete(s.asnOK, name)
+			}
+			policy = true
+		}
+	}
+	if policy {
+		if err := s.syncPolicy(ctx, s.peers); err != nil {
+			s.log.Warn("export policy", "error", err)
 		}
 	}
 }

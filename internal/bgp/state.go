@@ -52,6 +52,9 @@ func (s *Speaker) Peers() []PeerState {
 		if !st.Up {
 			st.LastError = s.errs.get(addr, cfg.Password != "")
 		}
+		if r, ok := s.asnRefused[name]; ok {
+			st.Up, st.LastError = false, r.problem
+		}
 		out = append(out, st)
 	}
 	return out
@@ -165,7 +168,7 @@ func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Ti
 		s.errs.set(addr, e)
 	}
 	s.log.Debug("bgp session state", "peer", addr, "state", fsmStateName(ev.Peer.State.SessionState))
-	s.kickBFD()
+	s.kickSessions()
 	s.notify()
 }
 

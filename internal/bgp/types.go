@@ -36,10 +36,12 @@ type Config struct {
 // Peer is one BGP session. Peers are identified by Name; Address must be
 // unique across peers because GoBGP keys sessions by neighbour address.
 type Peer struct {
-	Name     string
-	Address  netip.Addr
-	Port     uint16 // 0 means 179
+	Name    string
+	Address netip.Addr
+	Port    uint16 // 0 means 179
+	// ASN is the peer's AS number; 0 when Dynamic says how to take it.
 	ASN      uint32
+	Dynamic  DynamicASN
 	LocalASN uint32 // 0 means Config.ASN
 
 	SourceAddress netip.Addr
@@ -54,11 +56,26 @@ type Peer struct {
 	// deprecated and has no effect; it has none here either.
 	DisableMP bool
 	// DualStack negotiates both IPv4 and IPv6 unicast on the session, so
-	// prefixes of the other family are carried too.
-	DualStack bool
+	// prefixes of the other family are carried too, with OtherNextHop as
+	// their next hop (this node's address of that family). Without one
+	// they are not sent: GoBGP would send an IPv4-mapped IPv6 next hop,
+	// which routers accept and cannot forward to.
+	DualStack    bool
+	OtherNextHop netip.Addr
 
 	BFD *BFDProfile // nil means no BFD
 }
+
+// DynamicASN takes the peer's AS number from its OPEN message.
+type DynamicASN string
+
+const (
+	// DynamicInternal accepts only a peer in our own AS (iBGP).
+	DynamicInternal DynamicASN = "internal"
+	// DynamicExternal accepts a peer in any AS but ours (eBGP). The check
+	// happens once the session is up, before any route is sent to it.
+	DynamicExternal DynamicASN = "external"
+)
 
 // DefaultConnectTime is the connect-retry interval used when
 // Peer.ConnectTime is zero. GoBGP's own default (120 s) makes recovery after

@@ -287,13 +287,14 @@ func TestRules(t *testing.T) {
 			return s
 		}())}},
 			kind: KindBGPPeer, obj: "q", field: "spec.interface", fragments: []string{"unnumbered BGP", "not supported yet"}},
-		{name: "dynamicASN not yet", res: Resources{BGPPeers: []v1beta2.BGPPeer{peer("q", func() v1beta2.BGPPeerSpec {
+		{name: "dynamicASN internal with ebgpMultiHop", res: Resources{BGPPeers: []v1beta2.BGPPeer{peer("q", func() v1beta2.BGPPeerSpec {
 			s := ebgp("192.0.2.1")
 			s.ASN = 0
-			s.DynamicASN = "external"
+			s.DynamicASN = "internal"
+			s.EBGPMultiHop = true
 			return s
 		}())}},
-			kind: KindBGPPeer, obj: "q", field: "spec.dynamicASN", fragments: []string{"not supported yet"}},
+			kind: KindBGPPeer, obj: "q", field: "spec.ebgpMultiHop", fragments: []string{"only to eBGP"}},
 		{name: "missing BFD profile is transient", res: Resources{BGPPeers: []v1beta2.BGPPeer{peer("q", func() v1beta2.BGPPeerSpec {
 			s := ebgp("192.0.2.1")
 			s.BFDProfile = "fast"

@@ -129,7 +129,15 @@ func (s *speaker) bgpPeer(ctx context.Context, p *config.Peer, cfg *config.Confi
 		Name: p.Name, Address: p.Address, Port: p.Port, ASN: p.ASN, LocalASN: p.MyASN,
 		SourceAddress: p.SourceAddress, HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime, ConnectTime: p.ConnectTime,
 		Password: p.Password, EBGPMultiHop: p.EBGPMultiHop, GracefulRestart: p.EnableGracefulRestart,
-		DisableMP: p.DisableMP, DualStack: p.DualStackAddressFamily,
+		DisableMP: p.DisableMP, DualStack: p.DualStackAddressFamily, Dynamic: bgp.DynamicASN(p.DynamicASN),
+	}
+	if p.DualStackAddressFamily {
+		hop, err := otherFamilyNextHop(p.Address)
+		if err != nil || !hop.IsValid() {
+			s.log.Info("dualStackAddressFamily: this node has no usable address of the other family on the interface toward the peer; prefixes of that family are not sent to it",
+				"peer", p.Name, "error", err)
+		}
+		bp.OtherNextHop = hop
 	}
 	if p.LocalASN != 0 {
 		bp.LocalASN = p.LocalASN
