@@ -142,8 +142,9 @@ func run(t *testing.T, name string, args ...string) string {
 // lab is a node namespace linked to a router namespace by a veth pair:
 // node 192.0.2.1/24 + 2001:db8::1/64, router 192.0.2.2/24 + 2001:db8::2/64.
 type lab struct {
-	node, router string
-	dir          string
+	node, router     string
+	nodeIf, routerIf string // the two ends of the veth pair
+	dir              string
 }
 
 var (
@@ -157,16 +158,16 @@ func newLab(t *testing.T, tools ...string) *lab {
 	t.Helper()
 	requireLab(t, tools...)
 	sfx := randSuffix(t)
-	l := &lab{node: "hbgp-n-" + sfx, router: "hbgp-r-" + sfx, dir: t.TempDir()}
+	l := &lab{node: "hbgp-n-" + sfx, router: "hbgp-r-" + sfx, nodeIf: "hb" + sfx, routerIf: "hr" + sfx, dir: t.TempDir()}
 	for _, ns := range []string{l.node, l.router} {
 		run(t, "ip", "netns", "add", ns)
 		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
 	}
-	run(t, "ip", "link", "add", "hb"+sfx, "netns", l.node, "type", "veth", "peer", "name", "hr"+sfx, "netns", l.router)
+	run(t, "ip", "link", "add", l.nodeIf, "netns", l.node, "type", "veth", "peer", "name", l.routerIf, "netns", l.router)
 	for _, c := range []struct{ ns, dev, v4, v6 string }{
-		{l.node, "hb" + sfx, "192.0.2.1/24", "2001:db8::1/64"},
-		{l.router, "hr" + sfx, "192.0.2.2/24", "2001:db8::2/64"},
+		{l.node, l.nodeIf, "192.0.2.1/24", "2001:db8::1/64"},
+		{l.router, l.routerIf, "192.0.2.2/24", "2001:db8::2/64"},
 	} {
 		run(t, "ip", "-n", c.ns, "addr", "add", c.v4, "dev", c.dev)
 		run(t, "ip", "-n", c.ns, "addr", "add", c.v6, "dev", c.dev, "nodad")

@@ -24,14 +24,24 @@ func validatePeers(peers []Peer) error {
 			return fmt.Errorf("peer %q: duplicate name", p.Name)
 		}
 		names[p.Name] = true
-		if !p.Address.IsValid() {
+		if p.Interface != "" {
+			if p.Address.IsValid() {
+				return fmt.Errorf("peer %q: both an address and an interface", p.Name)
+			}
+			if other, ok := addrs["if:"+p.Interface]; ok {
+				return fmt.Errorf("peer %q: interface %s already used by peer %q", p.Name, p.Interface, other)
+			}
+			addrs["if:"+p.Interface] = p.Name
+		} else if !p.Address.IsValid() {
 			return fmt.Errorf("peer %q: invalid address", p.Name)
 		}
 		key := p.Address.Unmap().String()
-		if other, ok := addrs[key]; ok {
+		if other, ok := addrs[key]; ok && p.Interface == "" {
 			return fmt.Errorf("peer %q: address %s already used by peer %q", p.Name, key, other)
 		}
-		addrs[key] = p.Name
+		if p.Interface == "" {
+			addrs[key] = p.Name
+		}
 		switch {
 		case p.ASN == 0 && p.Dynamic == "":
 			return fmt.Errorf("peer %q: missing peer ASN", p.Name)

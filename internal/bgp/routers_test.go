@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,11 +22,24 @@ type frr struct {
 }
 
 const (
-	frrBgpd = "/usr/lib/frr/bgpd"
-	frrBfdd = "/usr/lib/frr/bfdd"
+	frrBgpd  = "/usr/lib/frr/bgpd"
+	frrBfdd  = "/usr/lib/frr/bfdd"
+	frrZebra = "/usr/lib/frr/zebra"
 )
 
 func startFRR(t *testing.T, l *lab, config string, withBFD bool) *frr {
+	t.Helper()
+	return startFRRDaemons(t, l, config, withBFD, false)
+}
+
+// startFRRZebra runs zebra beside bgpd: FRR's unnumbered peering learns
+// the peer's link-local address from zebra, which hears its RAs.
+func startFRRZebra(t *testing.T, l *lab, config string) *frr {
+	t.Helper()
+	return startFRRDaemons(t, l, config, false, true)
+}
+
+func startFRRDaemons(t *testing.T, l *lab, config string, withBFD, withZebra bool) *frr {
 	t.Helper()
 	dir := filepath.Join(l.dir, "frr")
 	if err := os.MkdirAll(dir, 0o777); err != nil {
@@ -52,8 +66,26 @@ func startFRR(t *testing.T, l *lab, config string, withBFD bool) *frr {
 		l.daemon(t, l.router, "bfdd.log", frrBfdd, "--bfdctl", filepath.Join(dir, "bfdd.sock"), "-f", bconf, "-i", filepath.Join(dir, "bfdd.pid"),
 			"--vty_socket", dir, "-z", filepath.Join(dir, "zserv.api"), "--log", "stdout", "--log-level", "debug")
 	}
-	l.daemon(t, l.router, "bgpd.log", frrBgpd, "-S", "-Z", "-n", "-f", conf, "-i", filepath.Join(dir, "bgpd.pid"),
-		"--vty_socket", dir, "-z", filepath.Join(dir, "zserv.api"), "--log", "stdout", "--log-level", "debug")
+	zserv := filepath.Join(dir, "zserv.api")
+	bgpd := []string{frrBgpd, "-S", "-n", "-f", conf, "-i", filepath.Join(dir, "bgpd.pid"),
+		"--vty_socket", dir, "-z", zserv, "--log", "stdout", "--log-level", "debug"}
+	if withZebra {
+		zconf := filepath.Join(dir, "zebra.conf")
+		if err := os.WriteFile(zconf, []byte("hostname router\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l.daemon(t, l.router, "zebra.log", frrZebra, "-f", zconf, "-i", filepath.Join(dir, "zebra.pid"), "-z", zserv,
+			"--vty_socket", dir, "-u", "root", "-g", vtyGroup(), "--log", "stdout", "--log-level", "debug")
+		eventually(t, 10*time.Second, "zebra's socket", func() string {
+			if _, err := os.Stat(zserv); err != nil {
+				return err.Error()
+			}
+			return ""
+		})
+	} else {
+		bgpd = append(bgpd, "-Z") // no zebra
+	}
+	l.daemon(t, l.router, "bgpd.log", bgpd...)
 	f := &frr{l: l, dir: dir}
 	eventually(t, 10*time.Second, "bgpd vty up", func() string {
 		if _, err := f.vtysh("show bgp summary json"); err != nil {
@@ -207,4 +239,13 @@ func birdc(l *lab, sock string, cmd ...string) (string, error) {
 		return string(out), fmt.Errorf("birdc %s: %v: %s", strings.Join(cmd, " "), err, out)
 	}
 	return string(out), nil
+}
+
+// vtyGroup is FRR's vty group when the system has one (Debian's packages
+// create frrvty), for daemons running as root.
+func vtyGroup() string {
+	if _, err := user.LookupGroup("frrvty"); err == nil {
+		return "frrvty"
+	}
+	return "root"
 }

@@ -40,9 +40,11 @@ type Speaker struct {
 	// asnRefused holds the DynamicExternal peers shut down for presenting
 	// our own AS, with the problem and when.
 	asnRefused map[string]asnRefusal
-	ads        []Advertisement
-	paths      map[netip.Prefix]bool // prefixes present in GoBGP's RIB
-	plan       plan                  // what the installed export policy sends
+	// pending holds the unnumbered peers whose link has no neighbour yet.
+	pending map[string]pendingPeer
+	ads     []Advertisement
+	paths   map[netip.Prefix]bool // prefixes present in GoBGP's RIB
+	plan    plan                  // what the installed export policy sends
 }
 
 // New validates cfg and returns a speaker that is not yet running.
@@ -72,6 +74,7 @@ func New(cfg Config) (*Speaker, error) {
 		asnOK:  make(map[string]bool),
 
 		asnRefused: make(map[string]asnRefusal),
+		pending:    make(map[string]pendingPeer),
 		paths:      make(map[netip.Prefix]bool),
 		plan:       make(plan),
 	}, nil
@@ -195,7 +198,14 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 	}
 	want := make(map[string]Peer, len(peers))
 	for _, p := range peers {
+		// An unnumbered peer keeps the address already learned on its link.
+		if old, ok := s.peers[p.Name]; ok && p.Interface != "" && old.Interface == p.Interface {
+			p.Address = old.Address
+		}
 		want[p.Name] = p
+	}
+	for name := range s.pending {
+		delete(s.pending, name) // tried again below, with the new settings
 	}
 
 	// Deletions go first so that an address moving from one peer name to
@@ -214,16 +224,9 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 			}
 			continue
 		}
-		if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: old.Address.Unmap().String()}); err != nil {
-			errs = append(errs, fmt.Errorf("delete peer %q: %w", name, err))
-			continue
+		if err := s.deletePeer(ctx, old); err != nil {
+			errs = append(errs, err)
 		}
-		s.errs.clear(old.Address.Unmap())
-		delete(s.peers, name)
-		delete(s.plan, name)
-		delete(s.bfdOn, name)
-		delete(s.asnOK, name)
-		delete(s.asnRefused, name)
 	}
 
 	var added []Peer
@@ -231,6 +234,50 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 		if _, ok := s.peers[name]; !ok {
 			added = append(added, want[name])
 		}
+	}
+	if err := s.addPeers(ctx, added); err != nil {
+		errs = append(errs, err)
+	}
+	s.notify()
+	return errors.Join(errs...)
+}
+
+// deletePeer removes p's session. s.mu is held.
+func (s *Speaker) deletePeer(ctx context.Context, p Peer) error {
+	if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: p.Address.Unmap().String()}); err != nil {
+		return fmt.Errorf("delete peer %q: %w", p.Name, err)
+	}
+	s.errs.clear(p.Address.Unmap())
+	delete(s.peers, p.Name)
+	delete(s.plan, p.Name)
+	delete(s.bfdOn, p.Name)
+	delete(s.asnOK, p.Name)
+	delete(s.asnRefused, p.Name)
+	return nil
+}
+
+// addPeers starts sessions with peers. An unnumbered peer whose address
+// is not known yet waits in s.pending; syncSessions tries it again. s.mu
+// is held.
+func (s *Speaker) addPeers(ctx context.Context, peers []Peer) error {
+	var errs []error
+	var added []Peer
+	for _, p := range peers {
+		if p.Interface != "" && !p.Address.IsValid() {
+			addr, err := linkLocalNeighbour(p.Interface)
+			if err != nil {
+				s.pending[p.Name] = pendingPeer{peer: p, err: err}
+				if err := announceOnLink(p.Interface); err != nil {
+					s.log.Warn("unnumbered peer", "peer", p.Name, "error", err)
+				}
+				// The answers to the announcement take a round trip;
+				// look again soon rather than at the next tick.
+				time.AfterFunc(200*time.Millisecond, s.kickSessions)
+				continue
+			}
+			p.Address = addr
+		}
+		added = append(added, p)
 	}
 	// The export policy must cover a peer before its session can come up,
 	// or the first UPDATEs would be computed without it.
@@ -251,9 +298,17 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 			continue
 		}
 		s.peers[p.Name] = p
+		if p.Interface != "" {
+			s.log.Info("unnumbered peer found", "peer", p.Name, "interface", p.Interface, "address", p.Address)
+		}
 	}
-	s.notify()
 	return errors.Join(errs...)
+}
+
+// pendingPeer is an unnumbered peer waiting for its address.
+type pendingPeer struct {
+	peer Peer
+	err  error
 }
 
 // SetAdvertisements reconciles the advertised routes with ads: prefixes no
@@ -444,6 +499,7 @@ func (s *Speaker) syncSessions(ctx context.Context) {
 		s.log.Warn("list peers", "error", err)
 		return
 	}
+	s.retryUnnumbered(ctx, remoteAS)
 	policy := false
 	for _, name := range slices.Sorted(maps.Keys(s.peers)) {
 		p := s.peers[name]
@@ -488,6 +544,44 @@ func (s *Speaker) syncSessions(ctx context.Context) {
 		if err := s.syncPolicy(ctx, s.peers); err != nil {
 			s.log.Warn("export policy", "error", err)
 		}
+	}
+}
+
+// retryUnnumbered looks again for the neighbour of the unnumbered peers
+// that wait for one, and of those whose session is down: the router may
+// have been replaced, with a new link-local address. up holds the
+// established sessions. s.mu is held.
+func (s *Speaker) retryUnnumbered(ctx context.Context, up map[netip.Addr]uint32) {
+	var retry []Peer
+	for _, name := range slices.Sorted(maps.Keys(s.pending)) {
+		retry = append(retry, s.pending[name].peer)
+		delete(s.pending, name)
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.peers)) {
+		p := s.peers[name]
+		if _, ok := up[p.Address.Unmap()]; ok || p.Interface == "" {
+			continue
+		}
+		addr, err := linkLocalNeighbour(p.Interface)
+		if err != nil || addr == p.Address {
+			if err := announceOnLink(p.Interface); err != nil {
+				s.log.Warn("unnumbered peer", "peer", name, "error", err)
+			}
+			continue
+		}
+		s.log.Info("unnumbered peer moved", "peer", name, "interface", p.Interface, "from", p.Address, "to", addr)
+		if err := s.deletePeer(ctx, p); err != nil {
+			s.log.Warn("unnumbered peer", "peer", name, "error", err)
+			continue
+		}
+		p.Address = netip.Addr{}
+		retry = append(retry, p)
+	}
+	if len(retry) > 0 {
+		if err := s.addPeers(ctx, retry); err != nil {
+			s.log.Warn("unnumbered peers", "error", err)
+		}
+		s.notify()
 	}
 }
 

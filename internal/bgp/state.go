@@ -42,7 +42,7 @@ func (s *Speaker) Peers() []PeerState {
 	for _, name := range slices.Sorted(maps.Keys(s.peers)) {
 		cfg := s.peers[name]
 		addr := cfg.Address.Unmap()
-		st := PeerState{Name: name, Address: cfg.Address, State: "idle"}
+		st := PeerState{Name: name, Address: cfg.Address, Interface: cfg.Interface, State: "idle"}
 		if p, ok := byAddr[addr]; ok {
 			fillState(&st, p)
 		}
@@ -57,6 +57,11 @@ func (s *Speaker) Peers() []PeerState {
 		}
 		out = append(out, st)
 	}
+	for _, name := range slices.Sorted(maps.Keys(s.pending)) {
+		pp := s.pending[name]
+		out = append(out, PeerState{Name: name, Interface: pp.peer.Interface, State: "idle", LastError: pp.err.Error()})
+	}
+	slices.SortFunc(out, func(a, b PeerState) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

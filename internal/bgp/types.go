@@ -36,9 +36,12 @@ type Config struct {
 // Peer is one BGP session. Peers are identified by Name; Address must be
 // unique across peers because GoBGP keys sessions by neighbour address.
 type Peer struct {
-	Name    string
-	Address netip.Addr
-	Port    uint16 // 0 means 179
+	Name string
+	// Address is the peer's address. For an unnumbered session it is left
+	// unset and learned on Interface (see unnumbered.go).
+	Address   netip.Addr
+	Interface string
+	Port      uint16 // 0 means 179
 	// ASN is the peer's AS number; 0 when Dynamic says how to take it.
 	ASN      uint32
 	Dynamic  DynamicASN
@@ -104,8 +107,10 @@ type Advertisement struct {
 
 // PeerState is the observed state of one session.
 type PeerState struct {
-	Name    string
-	Address netip.Addr
+	Name string
+	// Address is invalid for an unnumbered peer not found yet.
+	Address   netip.Addr
+	Interface string
 	// State is one of idle, connect, active, opensent, openconfirm,
 	// established.
 	State       string
@@ -115,4 +120,13 @@ type PeerState struct {
 	UpdatesSent uint64
 	// BFDState is "" without BFD, otherwise up, down, init or admin-down.
 	BFDState string
+}
+
+// Target names the session's other end for people: the interface of an
+// unnumbered session, else the peer's address.
+func (st PeerState) Target() string {
+	if st.Interface != "" {
+		return st.Interface
+	}
+	return st.Address.String()
 }

@@ -98,6 +98,9 @@ func TestPeerFields(t *testing.T) {
 	if !q.MatchesNode(map[string]string{"rack": "a"}) || q.MatchesNode(map[string]string{"rack": "b"}) {
 		t.Error("nodeSelectors not applied")
 	}
+	if u := mustBuild(t, Resources{BGPPeers: []v1beta2.BGPPeer{peer("u", v1beta2.BGPPeerSpec{MyASN: 64500, DynamicASN: "external", Interface: "eth1"})}}).Peer("u"); u == nil || u.Interface != "eth1" || u.Address.IsValid() {
+		t.Errorf("unnumbered peer: %+v", u)
+	}
 	for _, mode := range []v1beta2.DynamicASNMode{v1beta2.InternalASNMode, v1beta2.ExternalASNMode} {
 		d := mustBuild(t, Resources{BGPPeers: []v1beta2.BGPPeer{peer("d", v1beta2.BGPPeerSpec{MyASN: 64500, DynamicASN: mode, Address: "192.0.2.1"})}}).Peer("d")
 		if d == nil || d.ASN != 0 || d.DynamicASN != string(mode) || d.IBGP() != (mode == v1beta2.InternalASNMode) {

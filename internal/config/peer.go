@@ -186,10 +186,6 @@ func (b *builder) buildPeer(r ref, s *v1beta2.BGPPeerSpec, bfds []*BFDProfile) *
 		b.fail(r, spec.Child("vrf"), fmt.Sprintf(
 			"vrf is not supported yet: Herald peers only from the default VRF; remove vrf %q (or peer from the default VRF)", s.VRFName))
 	}
-	if s.Interface != "" {
-		b.fail(r, spec.Child("interface"), fmt.Sprintf(
-			"unnumbered BGP (interface %q) is not supported yet: set peerAddress to the router's address instead", s.Interface))
-	}
 	if s.DisableMP {
 		b.warn(r, spec.Child("disableMP"), "disableMP is deprecated and has no effect; use dualStackAddressFamily")
 	}

@@ -281,12 +281,12 @@ func TestRules(t *testing.T) {
 			return s
 		}())}},
 			kind: KindBGPPeer, obj: "q", field: "spec.vrf", fragments: []string{"vrf is not supported yet"}},
-		{name: "unnumbered not yet", res: Resources{BGPPeers: []v1beta2.BGPPeer{peer("q", func() v1beta2.BGPPeerSpec {
+		{name: "unnumbered on an impossible interface name", res: Resources{BGPPeers: []v1beta2.BGPPeer{peer("q", func() v1beta2.BGPPeerSpec {
 			s := ebgp("")
-			s.Interface = "eth1"
+			s.Interface = "eth1/0"
 			return s
 		}())}},
-			kind: KindBGPPeer, obj: "q", field: "spec.interface", fragments: []string{"unnumbered BGP", "not supported yet"}},
+			kind: KindBGPPeer, obj: "q", field: "spec.interface", fragments: []string{"not a valid Linux interface name"}},
 		{name: "dynamicASN internal with ebgpMultiHop", res: Resources{BGPPeers: []v1beta2.BGPPeer{peer("q", func() v1beta2.BGPPeerSpec {
 			s := ebgp("192.0.2.1")
 			s.ASN = 0

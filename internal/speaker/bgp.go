@@ -130,9 +130,13 @@ func (s *speaker) bgpPeer(ctx context.Context, p *config.Peer, cfg *config.Confi
 		SourceAddress: p.SourceAddress, HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime, ConnectTime: p.ConnectTime,
 		Password: p.Password, EBGPMultiHop: p.EBGPMultiHop, GracefulRestart: p.EnableGracefulRestart,
 		DisableMP: p.DisableMP, DualStack: p.DualStackAddressFamily, Dynamic: bgp.DynamicASN(p.DynamicASN),
+		Interface: p.Interface,
 	}
-	if p.DualStackAddressFamily {
-		hop, err := otherFamilyNextHop(p.Address)
+	// An unnumbered session runs over IPv6 link-local addresses and
+	// carries IPv4 too, as in MetalLB's FRR modes.
+	bp.DualStack = bp.DualStack || p.Interface != ""
+	if bp.DualStack {
+		hop, err := otherFamilyNextHop(p.Address, p.Interface)
 		if err != nil || !hop.IsValid() {
 			s.log.Info("dualStackAddressFamily: this node has no usable address of the other family on the interface toward the peer; prefixes of that family are not sent to it",
 				"peer", p.Name, "error", err)
@@ -197,7 +201,7 @@ func (s *speaker) watchBGP(sp *bgp.Speaker) {
 				continue
 			}
 			s.recorder.Eventf(&peer, nil, corev1.EventTypeWarning, "SessionDown", "Connect",
-				"node %q: session to %s is %s: %s", s.opts.NodeName, st.Address, st.State, st.LastError)
+				"node %q: session to %s is %s: %s", s.opts.NodeName, st.Target(), st.State, st.LastError)
 		}
 	}
 }
@@ -318,7 +322,7 @@ func (c *bgpCollector) Collect(ch chan<- prometheus.Metric) {
 		if p.Up {
 			up = 1
 		}
-		peer := p.Address.String()
+		peer := p.Target()
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, peer)
 		ch <- prometheus.MustNewConstMetric(c.updates, prometheus.CounterValue, float64(p.UpdatesSent), peer)
 		ch <- prometheus.MustNewConstMetric(c.announced, prometheus.GaugeValue, float64(p.Advertised), peer)

@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -246,15 +249,29 @@ func TestFailover(t *testing.T) {
 		})
 		time.Sleep(500 * time.Millisecond)
 		samples := probe.Stop()
-		failed := 0
+		// A request whose connection straddles the switch of the client's
+		// ARP entry has its remaining packets sent to the new owner, which
+		// has no state for it and resets it: inherent to Layer 2 mode
+		// (seen once in ~10 runs of 190 requests on a loaded machine).
+		// Anything else (a timeout, no route, a refusal) is a gap.
+		var reset, failed []error
 		for _, s := range samples {
-			if s.Err != nil {
-				failed++
+			switch {
+			case s.Err == nil:
+			case errors.Is(s.Err, syscall.ECONNRESET), errors.Is(s.Err, syscall.EPIPE),
+				errors.Is(s.Err, io.EOF), errors.Is(s.Err, io.ErrUnexpectedEOF):
+				reset = append(reset, s.Err)
+			default:
+				failed = append(failed, s.Err)
 			}
 		}
-		t.Logf("graceful handover %s -> %s: %d requests, %d failed, longest gap %s", owner, next, len(samples), failed, lab.LongestOutage(samples))
-		if failed > 0 {
-			t.Errorf("%d requests failed during a graceful handover", failed)
+		t.Logf("graceful handover %s -> %s: %d requests, %d failed, %d in-flight connections reset, longest gap %s",
+			owner, next, len(samples), len(failed), len(reset), lab.LongestOutage(samples))
+		for _, err := range append(reset, failed...) {
+			t.Logf("  %v", err)
+		}
+		if len(failed) > 0 {
+			t.Errorf("%d requests failed during a graceful handover", len(failed))
 		}
 		if err := l.StartSpeaker(owner); err != nil {
 			t.Fatal(err)
