@@ -48,11 +48,11 @@ type options struct {
 
 func main() {
 	var o options
-	flag.IntVar(&o.bfdRuns, "bfd-runs", 10, "hard node losses with BFD 100 ms x 3")
-	flag.IntVar(&o.holdRuns, "hold-runs", 10, "hard node losses without BFD, holdTime 3s")
-	flag.IntVar(&o.gracefulRuns, "graceful-runs", 10, "graceful stops (SIGTERM)")
-	flag.IntVar(&o.services, "services", 1000, "Services created at once for the scale test (0 skips it)")
-	flag.DurationVar(&o.probeEvery, "probe-every", 20*time.Millisecond, "interval between the remote client's requests")
+	flag.IntVar(&o.bfdRuns, "bfd-runs", defaultRuns, "hard node losses with BFD 100 ms x 3")
+	flag.IntVar(&o.holdRuns, "hold-runs", defaultRuns, "hard node losses without BFD, holdTime 3s")
+	flag.IntVar(&o.gracefulRuns, "graceful-runs", defaultRuns, "graceful stops (SIGTERM)")
+	flag.IntVar(&o.services, "services", defaultServices, "Services created at once for the scale test (0 skips it)")
+	flag.DurationVar(&o.probeEvery, "probe-every", defaultProbeEvery, "interval between the remote client's requests")
 	flag.DurationVar(&o.settle, "settle", time.Second, "pause after node1 is back, before the next run")
 	flag.DurationVar(&o.lossTimeout, "loss-timeout", 30*time.Second, "give up on the router dropping node1 after this long")
 	flag.DurationVar(&o.settleTimeout, "settle-timeout", 90*time.Second, "give up waiting for node1's route to come back after this long")

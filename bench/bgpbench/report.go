@@ -96,8 +96,16 @@ func list(runs []lossRun, f func(lossRun) time.Duration) string {
 	return strings.Join(parts, ", ")
 }
 
+// The defaults: 20 runs per scenario, as the issue asks.
+const (
+	defaultRuns       = 20
+	defaultServices   = 1000
+	defaultProbeEvery = 20 * time.Millisecond
+)
+
 func scaled(o options) string {
-	if o.bfdRuns == 10 && o.holdRuns == 10 && o.gracefulRuns == 10 && o.services == 1000 && o.probeEvery == 20*time.Millisecond {
+	if o.bfdRuns == defaultRuns && o.holdRuns == defaultRuns && o.gracefulRuns == defaultRuns &&
+		o.services == defaultServices && o.probeEvery == defaultProbeEvery {
 		return ""
 	}
 	return fmt.Sprintf("NOT the default run counts: -bfd-runs %d -hold-runs %d -graceful-runs %d -services %d -probe-every %s.",

@@ -14,11 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -31,6 +31,7 @@ import (
 
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
 	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
+	"github.com/herald-lb/herald/internal/cachescope"
 	"github.com/herald-lb/herald/internal/lbclass"
 	"github.com/herald-lb/herald/internal/scheme"
 )
@@ -89,20 +90,12 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	inNS := map[string]cache.Config{opts.Namespace: {}}
 	mopts := ctrl.Options{
 		Scheme: scheme,
 		Logger: opts.Log,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&metallbv1beta1.IPAddressPool{}:      {Namespaces: inNS},
-			&metallbv1beta1.L2Advertisement{}:    {Namespaces: inNS},
-			&metallbv1beta1.BGPAdvertisement{}:   {Namespaces: inNS},
-			&metallbv1beta2.BGPPeer{}:            {Namespaces: inNS},
-			&metallbv1beta1.BFDProfile{}:         {Namespaces: inNS},
-			&metallbv1beta1.Community{}:          {Namespaces: inNS},
-			&metallbv1beta1.ConfigurationState{}: {Namespaces: inNS},
-			&corev1.Secret{}:                     {Namespaces: inNS},
-		}},
+		Cache: cachescope.Options(opts.Namespace, map[client.Object]labels.Selector{
+			&metallbv1beta1.ConfigurationState{}: nil,
+		}),
 		Metrics: metricsserver.Options{
 			BindAddress:   opts.MetricsAddr,
 			SecureServing: opts.MetricsSecure,

@@ -21,11 +21,11 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -34,6 +34,7 @@ import (
 
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
 	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
+	"github.com/herald-lb/herald/internal/cachescope"
 	"github.com/herald-lb/herald/internal/config"
 	"github.com/herald-lb/herald/internal/configsource"
 	"github.com/herald-lb/herald/internal/lbclass"
@@ -90,21 +91,15 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	inNS := map[string]cache.Config{opts.Namespace: {}}
+	thisNode := labels.SelectorFromSet(labels.Set{labelNode: opts.NodeName})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: sch,
 		Logger: opts.Log,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&metallbv1beta1.IPAddressPool{}:    {Namespaces: inNS},
-			&metallbv1beta1.L2Advertisement{}:  {Namespaces: inNS},
-			&metallbv1beta1.BGPAdvertisement{}: {Namespaces: inNS},
-			&metallbv1beta2.BGPPeer{}:          {Namespaces: inNS},
-			&metallbv1beta1.BFDProfile{}:       {Namespaces: inNS},
-			&metallbv1beta1.Community{}:        {Namespaces: inNS},
-			&metallbv1beta1.ServiceL2Status{}:  {Namespaces: inNS},
-			&metallbv1beta1.ServiceBGPStatus{}: {Namespaces: inNS},
-			&corev1.Secret{}:                   {Namespaces: inNS},
-		}},
+		// Status objects: this node's only; the speaker never reads others'.
+		Cache: cachescope.Options(opts.Namespace, map[client.Object]labels.Selector{
+			&metallbv1beta1.ServiceL2Status{}:  thisNode,
+			&metallbv1beta1.ServiceBGPStatus{}: thisNode,
+		}),
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress: "0",
 	})
