@@ -51,4 +51,3 @@ func TestOptions(t *testing.T) {
 		t.Errorf("transform: %v %+v", err, out)
 	}
 }
-
