@@ -134,7 +134,9 @@ func (p Peer) carries(is4 bool) bool {
 	if p.Address.Unmap().Is4() == is4 {
 		return true
 	}
-	return p.DualStack && p.OtherNextHop.IsValid()
+	// An unnumbered session sends IPv4 with its IPv6 link-local next hop
+	// (RFC 5549, negotiated by GoBGP's extended next hop capability).
+	return p.DualStack && (p.OtherNextHop.IsValid() || p.Interface != "")
 }
 
 func seconds(d time.Duration) uint64 {

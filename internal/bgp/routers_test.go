@@ -67,7 +67,7 @@ func startFRRDaemons(t *testing.T, l *lab, config string, withBFD, withZebra boo
 			"--vty_socket", dir, "-z", filepath.Join(dir, "zserv.api"), "--log", "stdout", "--log-level", "debug")
 	}
 	zserv := filepath.Join(dir, "zserv.api")
-	bgpd := []string{frrBgpd, "-S", "-n", "-f", conf, "-i", filepath.Join(dir, "bgpd.pid"),
+	bgpd := []string{frrBgpd, "-S", "-f", conf, "-i", filepath.Join(dir, "bgpd.pid"),
 		"--vty_socket", dir, "-z", zserv, "--log", "stdout", "--log-level", "debug"}
 	if withZebra {
 		zconf := filepath.Join(dir, "zebra.conf")
@@ -83,7 +83,7 @@ func startFRRDaemons(t *testing.T, l *lab, config string, withBFD, withZebra boo
 			return ""
 		})
 	} else {
-		bgpd = append(bgpd, "-Z") // no zebra
+		bgpd = append(bgpd, "-Z", "-n") // no zebra, no kernel routes
 	}
 	l.daemon(t, l.router, "bgpd.log", bgpd...)
 	f := &frr{l: l, dir: dir}

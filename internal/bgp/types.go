@@ -62,7 +62,8 @@ type Peer struct {
 	// prefixes of the other family are carried too, with OtherNextHop as
 	// their next hop (this node's address of that family). Without one
 	// they are not sent: GoBGP would send an IPv4-mapped IPv6 next hop,
-	// which routers accept and cannot forward to.
+	// which routers accept and cannot forward to. An unnumbered session
+	// needs none: IPv4 goes with the link-local next hop (RFC 5549).
 	DualStack    bool
 	OtherNextHop netip.Addr
 

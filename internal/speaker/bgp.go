@@ -133,10 +133,11 @@ func (s *speaker) bgpPeer(ctx context.Context, p *config.Peer, cfg *config.Confi
 		Interface: p.Interface,
 	}
 	// An unnumbered session runs over IPv6 link-local addresses and
-	// carries IPv4 too, as in MetalLB's FRR modes.
+	// carries IPv4 too, with its link-local next hop (RFC 5549), as in
+	// MetalLB's FRR modes.
 	bp.DualStack = bp.DualStack || p.Interface != ""
-	if bp.DualStack {
-		hop, err := otherFamilyNextHop(p.Address, p.Interface)
+	if p.DualStackAddressFamily && p.Interface == "" {
+		hop, err := otherFamilyNextHop(p.Address)
 		if err != nil || !hop.IsValid() {
 			s.log.Info("dualStackAddressFamily: this node has no usable address of the other family on the interface toward the peer; prefixes of that family are not sent to it",
 				"peer", p.Name, "error", err)

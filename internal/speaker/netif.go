@@ -77,28 +77,19 @@ func defaultRouteLinks() (v4, v6 map[int]bool) {
 }
 
 // otherFamilyNextHop returns this node's address of the other family than
-// the session's, on the interface the session runs over: the next hop for
-// that family's prefixes on a dual-stack session. For a numbered session
-// that is the interface the kernel reaches peer through; an unnumbered one
-// (ifname set) runs over IPv6 on ifname. It is invalid when there is none.
-func otherFamilyNextHop(peer netip.Addr, ifname string) (netip.Addr, error) {
-	var link netlink.Link
-	var err error
-	want4 := true
-	if ifname != "" {
-		if link, err = netlink.LinkByName(ifname); err != nil {
-			return netip.Addr{}, fmt.Errorf("interface %s: %w", ifname, err)
-		}
-	} else {
-		routes, err := netlink.RouteGet(peer.AsSlice())
-		if err != nil || len(routes) == 0 {
-			return netip.Addr{}, fmt.Errorf("route to %s: %v", peer, err)
-		}
-		if link, err = netlink.LinkByIndex(routes[0].LinkIndex); err != nil {
-			return netip.Addr{}, fmt.Errorf("interface toward %s: %w", peer, err)
-		}
-		want4 = !peer.Unmap().Is4()
+// peer's, on the interface the kernel reaches peer through: the next hop
+// for that family's prefixes on a dual-stack session. It is invalid when
+// there is none.
+func otherFamilyNextHop(peer netip.Addr) (netip.Addr, error) {
+	routes, err := netlink.RouteGet(peer.AsSlice())
+	if err != nil || len(routes) == 0 {
+		return netip.Addr{}, fmt.Errorf("route to %s: %v", peer, err)
 	}
+	link, err := netlink.LinkByIndex(routes[0].LinkIndex)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("interface toward %s: %w", peer, err)
+	}
+	want4 := !peer.Unmap().Is4()
 	fam := netlink.FAMILY_V6
 	if want4 {
 		fam = netlink.FAMILY_V4
