@@ -137,6 +137,37 @@ func TestBGP(t *testing.T) {
 			return err == nil && len(hops) == 0, fmt.Sprintf("%v %v", hops, err)
 		})
 	})
+	// The Kubernetes path of dynamicASN: the BGPPeer changes from
+	// peerASN to dynamicASN external; the sessions are re-created with the
+	// router's AS learned from its OPEN, and the routes come back.
+	t.Run("dynamicASN external", func(t *testing.T) {
+		if _, err := l.Kubectl(ctx, "", "patch", "bgppeer", "router", "-n", lab.HeraldNamespace, "--type=merge",
+			"-p", `{"spec":{"peerASN":null,"dynamicASN":"external"}}`); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the IPv4 sessions re-established", 30*time.Second, func() (bool, string) {
+			out, err := l.Vtysh(ctx, "show bgp neighbors json")
+			if err != nil {
+				return false, err.Error()
+			}
+			var nbrs map[string]struct {
+				State       string `json:"bgpState"`
+				Established int    `json:"connectionsEstablished"`
+			}
+			if err := json.Unmarshal([]byte(out), &nbrs); err != nil {
+				return false, err.Error()
+			}
+			for _, n := range l.Nodes() {
+				if st := nbrs[n.IPv4.String()]; st.State != "Established" || st.Established != 2 {
+					return false, fmt.Sprintf("%s: %+v", n.IPv4, st)
+				}
+			}
+			return true, ""
+		})
+		if _, err := l.WaitRouterRoutes(ctx, host, 3); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("graceful stop withdraws at once", func(t *testing.T) {
 		if _, err := l.WaitRouterRoutes(ctx, host, 3); err != nil {
 			t.Fatal(err)
