@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/herald-lb/herald/internal/lab"
 )
 
@@ -35,6 +37,23 @@ func TestBGP(t *testing.T) {
 		}
 		if len(spread) < 2 {
 			t.Errorf("60 requests from the remote subnet all landed on %v", spread)
+		}
+		t.Logf("spread: %v", spread)
+	})
+	t.Run("IPv6 over the IPv6 sessions", func(t *testing.T) {
+		v6 := service(t, l, lab.Service{Name: "bgp-web6", Families: []corev1.IPFamily{corev1.IPv6Protocol}})
+		p := netip.PrefixFrom(v6[0], 128)
+		hops, err := l.WaitRouterRoutes(ctx, p, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s via %v", p, hops)
+		spread, err := l.SpreadFromRemote(ctx, v6[0], 80, 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(spread) < 2 {
+			t.Errorf("30 requests from the remote subnet all landed on %v", spread)
 		}
 		t.Logf("spread: %v", spread)
 	})
