@@ -29,9 +29,9 @@ const (
 // heraldConfig is the lab's BGP configuration: the pool "bgp" for the
 // measured Service, the pool "bulk" (no auto-assignment) for the scale
 // test, /32 advertisements of both, and a BGPPeer per family for the
-// router r; with bfd, the peers use a 100 ms x 3 BFDProfile; a non-zero hold
+// lab's router; with bfd, the peers use a 100 ms x 3 BFDProfile; a non-zero hold
 // sets holdTime.
-func heraldConfig(r lab.Node, bfd bool, hold time.Duration) string {
+func heraldConfig(bfd bool, hold time.Duration) string {
 	ns := lab.HeraldNamespace
 	var b strings.Builder
 	fmt.Fprintf(&b, `apiVersion: metallb.io/v1beta1
@@ -75,26 +75,11 @@ spec:
   transmitInterval: 100
   detectMultiplier: 3
 `, ns, lab.BGPPool4, lab.BGPPool6, bulkPoolName, bulkPool, bfdProfile)
-	router := []netip.Addr{r.IPv4, r.IPv6}
-	for i, name := range []string{"router", "router6"} {
-		fmt.Fprintf(&b, `---
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata:
-  name: %s
-  namespace: %s
-spec:
-  myASN: %d
-  peerASN: %d
-  peerAddress: %s
-`, name, ns, lab.DefaultNodeASN, lab.DefaultRouterASN, router[i])
-		if hold > 0 {
-			fmt.Fprintf(&b, "  holdTime: %s\n", hold)
-		}
-		if bfd {
-			fmt.Fprintf(&b, "  bfdProfile: %s\n", bfdProfile)
-		}
+	peers := lab.BGPPeerOptions{NodeASN: lab.DefaultNodeASN, RouterASN: lab.DefaultRouterASN, HoldTime: hold}
+	if bfd {
+		peers.BFDProfile = bfdProfile
 	}
+	b.WriteString(lab.BGPPeers(peers))
 	return b.String()
 }
 
@@ -105,7 +90,7 @@ spec:
 // and the peer's transmit interval.
 func (b *bench) configure(ctx context.Context, bfd bool, hold time.Duration) error {
 	b.log.Info("configuring", "bfd", bfd, "holdTime", hold)
-	if err := b.lab.Apply(ctx, heraldConfig(b.lab.RouterNode(), bfd, hold)); err != nil {
+	if err := b.lab.Apply(ctx, heraldConfig(bfd, hold)); err != nil {
 		return err
 	}
 	cmds := []string{"configure terminal"}

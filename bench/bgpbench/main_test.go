@@ -1,13 +1,10 @@
 package main
 
 import (
-	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/herald-lb/herald/internal/lab"
 )
 
 func TestSummarize(t *testing.T) {
@@ -40,7 +37,6 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestHeraldConfig(t *testing.T) {
-	r := lab.Node{IPv4: netip.MustParseAddr("192.0.2.1"), IPv6: netip.MustParseAddr("2001:db8::1")}
 	tests := []struct {
 		name      string
 		bfd       bool
@@ -56,7 +52,7 @@ func TestHeraldConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			y := heraldConfig(r, tt.bfd, tt.hold)
+			y := heraldConfig(tt.bfd, tt.hold)
 			for _, w := range tt.want {
 				if !strings.Contains(y, w) {
 					t.Errorf("missing %q in:\n%s", w, y)

@@ -672,6 +672,26 @@ metadata:
   namespace: %s
 `, HeraldNamespace)
 	}
+	bfdProfile := ""
+	if bfd {
+		bfdProfile = "router"
+	}
+	b.WriteString(BGPPeers(BGPPeerOptions{NodeASN: nodeASN, RouterASN: routerASN, Password: password, BFDProfile: bfdProfile}))
+	return b.String()
+}
+
+// BGPPeerOptions are the settings of the lab's two BGPPeers.
+type BGPPeerOptions struct {
+	NodeASN, RouterASN uint32
+	Password           string        // "" for none
+	BFDProfile         string        // "" for none
+	HoldTime           time.Duration // 0 leaves holdTime unset
+}
+
+// BGPPeers renders the BGPPeers "router" and "router6", to the lab
+// router's IPv4 and IPv6 addresses, each document after a "---" line.
+func BGPPeers(o BGPPeerOptions) string {
+	var b strings.Builder
 	for _, p := range []struct {
 		name string
 		addr netip.Addr
@@ -686,12 +706,15 @@ spec:
   myASN: %d
   peerASN: %d
   peerAddress: %s
-`, p.name, HeraldNamespace, nodeASN, routerASN, p.addr)
-		if password != "" {
-			fmt.Fprintf(&b, "  password: %q\n", password)
+`, p.name, HeraldNamespace, o.NodeASN, o.RouterASN, p.addr)
+		if o.HoldTime > 0 {
+			fmt.Fprintf(&b, "  holdTime: %s\n", o.HoldTime)
 		}
-		if bfd {
-			b.WriteString("  bfdProfile: router\n")
+		if o.Password != "" {
+			fmt.Fprintf(&b, "  password: %q\n", o.Password)
+		}
+		if o.BFDProfile != "" {
+			fmt.Fprintf(&b, "  bfdProfile: %s\n", o.BFDProfile)
 		}
 	}
 	return b.String()
