@@ -254,41 +254,17 @@ func (s *set) object(d document, data []byte) {
 	var ok bool
 	switch tm.APIVersion + " " + tm.Kind {
 	case "metallb.io/v1beta1 IPAddressPool":
-		var o v1beta1.IPAddressPool
-		if ok = strict(&o); ok {
-			o.Namespace = ns
-			s.res.Pools = append(s.res.Pools, o)
-		}
+		ok = decodeInto(strict, ns, &s.res.Pools)
 	case "metallb.io/v1beta1 L2Advertisement":
-		var o v1beta1.L2Advertisement
-		if ok = strict(&o); ok {
-			o.Namespace = ns
-			s.res.L2Advertisements = append(s.res.L2Advertisements, o)
-		}
+		ok = decodeInto(strict, ns, &s.res.L2Advertisements)
 	case "metallb.io/v1beta1 BGPAdvertisement":
-		var o v1beta1.BGPAdvertisement
-		if ok = strict(&o); ok {
-			o.Namespace = ns
-			s.res.BGPAdvertisements = append(s.res.BGPAdvertisements, o)
-		}
+		ok = decodeInto(strict, ns, &s.res.BGPAdvertisements)
 	case "metallb.io/v1beta1 BFDProfile":
-		var o v1beta1.BFDProfile
-		if ok = strict(&o); ok {
-			o.Namespace = ns
-			s.res.BFDProfiles = append(s.res.BFDProfiles, o)
-		}
+		ok = decodeInto(strict, ns, &s.res.BFDProfiles)
 	case "metallb.io/v1beta1 Community":
-		var o v1beta1.Community
-		if ok = strict(&o); ok {
-			o.Namespace = ns
-			s.res.Communities = append(s.res.Communities, o)
-		}
+		ok = decodeInto(strict, ns, &s.res.Communities)
 	case "metallb.io/v1beta2 BGPPeer":
-		var o v1beta2.BGPPeer
-		if ok = strict(&o); ok {
-			o.Namespace = ns
-			s.res.BGPPeers = append(s.res.BGPPeers, o)
-		}
+		ok = decodeInto(strict, ns, &s.res.BGPPeers)
 	case "metallb.io/v1beta1 BGPPeer":
 		var o v1beta1.BGPPeer
 		if ok = strict(&o); ok {
@@ -310,6 +286,21 @@ func (s *set) object(d document, data []byte) {
 	if ok {
 		s.where[key] = location{file: d.file, line: d.line, doc: d.index, src: d.file}
 	}
+}
+
+// decodeInto decodes the document into a new T in namespace ns and appends
+// it to list.
+func decodeInto[T any, P interface {
+	*T
+	SetNamespace(string)
+}](strict func(any) bool, ns string, list *[]T) bool {
+	var o T
+	if !strict(&o) {
+		return false
+	}
+	P(&o).SetNamespace(ns)
+	*list = append(*list, o)
+	return true
 }
 
 // core takes the core/v1 kinds the configuration depends on.
