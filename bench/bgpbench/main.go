@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/herald-lb/herald/bench/labrun"
+	"github.com/herald-lb/herald/bench/report"
 	"github.com/herald-lb/herald/internal/lab"
 )
 
@@ -187,7 +188,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 			return err
 		}
 		for _, m := range res.memAfter {
-			log.Info("speaker memory", "node", m.node, "rss MiB", mib(m.mem.rss), "hwm MiB", mib(m.mem.hwm))
+			log.Info("speaker memory", "node", m.node, "rss MiB", report.MiB(m.mem.rss), "hwm MiB", report.MiB(m.mem.hwm))
 		}
 	}
 	res.finished = time.Now()

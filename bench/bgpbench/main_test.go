@@ -7,35 +7,6 @@ import (
 	"time"
 )
 
-func TestSummarize(t *testing.T) {
-	ms := func(v ...int) []time.Duration {
-		var out []time.Duration
-		for _, x := range v {
-			out = append(out, time.Duration(x)*time.Millisecond)
-		}
-		return out
-	}
-	tests := []struct {
-		name string
-		in   []time.Duration
-		want summary
-	}{
-		{"empty", nil, summary{}},
-		{"one", ms(7), summary{n: 1, min: ms(7)[0], median: ms(7)[0], p95: ms(7)[0], max: ms(7)[0]}},
-		{"even count takes the mean of the middle two", ms(40, 10, 30, 20),
-			summary{n: 4, min: ms(10)[0], median: ms(25)[0], p95: ms(40)[0], max: ms(40)[0]}},
-		{"p95 of 20 is the 19th", ms(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20),
-			summary{n: 20, min: ms(1)[0], median: 10500 * time.Microsecond, p95: ms(19)[0], max: ms(20)[0]}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := summarize(tt.in); got != tt.want {
-				t.Errorf("summarize(%v) = %+v, want %+v", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestHeraldConfig(t *testing.T) {
 	tests := []struct {
 		name      string

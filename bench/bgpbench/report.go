@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -27,48 +26,18 @@ type results struct {
 
 const command = "make bench-bgp (as root; or: make build && go run ./bench/bgpbench)"
 
-// summary is the spread of a set of durations.
-type summary struct {
-	n                     int
-	min, median, p95, max time.Duration
-}
-
-// summarize: the median is the mean of the two middle values for an even
-// count, p95 the nearest-rank percentile.
-func summarize(ds []time.Duration) summary {
-	if len(ds) == 0 {
-		return summary{}
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	n := len(s)
-	med := s[n/2]
-	if n%2 == 0 {
-		med = (s[n/2-1] + s[n/2]) / 2
-	}
-	rank := int(math.Ceil(0.95 * float64(n)))
-	return summary{n: n, min: s[0], median: med, p95: s[min(max(rank, 1), n)-1], max: s[n-1]}
-}
-
-func ms(d time.Duration) float64 { return round(float64(d)/float64(time.Millisecond), 1) }
-func mib(b uint64) float64       { return round(float64(b)/(1<<20), 1) }
-func round(v float64, n int) float64 {
-	p := math.Pow(10, float64(n))
-	return math.Round(v*p) / p
-}
-
 func metric(name, unit string, v float64) report.Metric {
 	return report.Metric{Name: name, Unit: unit, Value: v}
 }
 
 func spread(name string, ds []time.Duration, extra ...report.Metric) report.Result {
-	s := summarize(ds)
+	s := report.Summarize(ds)
 	return report.Result{Name: name, Metrics: append([]report.Metric{
-		metric("runs", "", float64(s.n)),
-		metric("min", "ms", ms(s.min)),
-		metric("median", "ms", ms(s.median)),
-		metric("p95", "ms", ms(s.p95)),
-		metric("max", "ms", ms(s.max)),
+		metric("runs", "", float64(s.N)),
+		metric("min", "ms", report.Millis(s.Min, 1)),
+		metric("median", "ms", report.Millis(s.Median, 1)),
+		metric("p95", "ms", report.Millis(s.P95, 1)),
+		metric("max", "ms", report.Millis(s.Max, 1)),
 	}, extra...)}
 }
 
@@ -166,12 +135,12 @@ func failoverReport(o options, r results) report.Report {
 		rep.Notes = append(rep.Notes, s)
 	}
 	if len(r.bfd) > 0 {
-		s := summarize(pick(r.bfd, routeGone))
+		s := report.Summarize(pick(r.bfd, routeGone))
 		met := "met"
-		if s.median >= 500*time.Millisecond {
+		if s.Median >= 500*time.Millisecond {
 			met = "NOT met"
 		}
-		rep.Notes = append(rep.Notes, fmt.Sprintf("Goal (issue): median under 500 ms with BFD (route withdrawn at the router): %s (median %s).", met, s.median.Round(time.Millisecond)))
+		rep.Notes = append(rep.Notes, fmt.Sprintf("Goal (issue): median under 500 ms with BFD (route withdrawn at the router): %s (median %s).", met, s.Median.Round(time.Millisecond)))
 	}
 	rep.Notes = append(rep.Notes,
 		"BFD phase: both sides use 100 ms transmit/receive and multiplier 3 (Herald's BFDProfile on both BGPPeers; an FRR bfd profile on every neighbour); the BGPPeers set no holdTime, so the hold time is the negotiated minimum with FRR's datacenter profile. Router's view of BFD: "+r.bfdState+". Sessions: "+r.bfdTimers+".",
@@ -204,18 +173,18 @@ func scaleReport(o options, r results) report.Report {
 	}
 	if r.bulk.allRoutes > 0 {
 		rep.Results = append(rep.Results, report.Result{Name: fmt.Sprintf("%d Services", r.bulk.n), Metrics: []report.Metric{
-			metric("created", "ms", ms(r.bulk.created)),
-			metric("first route", "ms", ms(r.bulk.firstRoute)),
-			metric("half the routes", "ms", ms(r.bulk.halfRoutes)),
-			metric("every route", "ms", ms(r.bulk.allRoutes)),
+			metric("created", "ms", report.Millis(r.bulk.created, 1)),
+			metric("first route", "ms", report.Millis(r.bulk.firstRoute, 1)),
+			metric("half the routes", "ms", report.Millis(r.bulk.halfRoutes, 1)),
+			metric("every route", "ms", report.Millis(r.bulk.allRoutes, 1)),
 		}})
 	}
 	for i, m := range r.memAfter {
 		res := report.Result{Name: "speaker " + m.node}
 		if i < len(r.memBefore) {
-			res.Metrics = append(res.Metrics, metric("RSS before", "MiB", mib(r.memBefore[i].mem.rss)))
+			res.Metrics = append(res.Metrics, metric("RSS before", "MiB", report.MiB(r.memBefore[i].mem.rss)))
 		}
-		res.Metrics = append(res.Metrics, metric("RSS after", "MiB", mib(m.mem.rss)), metric("HWM after", "MiB", mib(m.mem.hwm)))
+		res.Metrics = append(res.Metrics, metric("RSS after", "MiB", report.MiB(m.mem.rss)), metric("HWM after", "MiB", report.MiB(m.mem.hwm)))
 		rep.Results = append(rep.Results, res)
 	}
 	if r.incomplete != "" {

@@ -2,29 +2,12 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/herald-lb/herald/bench/report"
 )
-
-// percentile is the nearest-rank percentile of sorted durations.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
-	return sorted[min(max(rank, 1), len(sorted))-1]
-}
-
-func ms(d time.Duration) float64 { return round(float64(d)/float64(time.Millisecond), 2) }
-func mb(b uint64) float64        { return round(float64(b)/(1<<20), 1) }
-func round(v float64, n int) float64 {
-	p := math.Pow(10, float64(n))
-	return math.Round(v*p) / p
-}
 
 func methods(before, after sample) string {
 	var parts []string
@@ -75,27 +58,27 @@ func buildReport(o options, b *bench, r burstResult, seq *seqResult, loadavg str
 	}
 	rep.Results = append(rep.Results, report.Result{Name: name, Metrics: []report.Metric{
 		{Name: "Services", Value: float64(o.services)},
-		{Name: "first create to all addressed", Unit: "s", Value: round(wall, 2)},
-		{Name: "addressed per second", Unit: "Services/s", Value: round(float64(r.addressed)/wall, 1)},
-		{Name: "controller CPU", Unit: "s", Value: round(ctlCPU, 2)},
-		{Name: "controller peak RSS", Unit: "MiB", Value: mb(r.rssPeak)},
+		{Name: "first create to all addressed", Unit: "s", Value: report.Round(wall, 2)},
+		{Name: "addressed per second", Unit: "Services/s", Value: report.Round(float64(r.addressed)/wall, 1)},
+		{Name: "controller CPU", Unit: "s", Value: report.Round(ctlCPU, 2)},
+		{Name: "controller peak RSS", Unit: "MiB", Value: report.MiB(r.rssPeak)},
 		{Name: "controller API requests", Value: r.after.requests - r.before.requests},
-		{Name: "API server CPU", Unit: "s", Value: round(apiCPU, 2)},
-		{Name: "etcd CPU", Unit: "s", Value: round(etcdCPU, 2)},
+		{Name: "API server CPU", Unit: "s", Value: report.Round(apiCPU, 2)},
+		{Name: "etcd CPU", Unit: "s", Value: report.Round(etcdCPU, 2)},
 	}})
 	if seq != nil {
 		rep.Results = append(rep.Results, report.Result{
 			Name: fmt.Sprintf("Herald, %d one at a time with %d in place", o.sequential, o.services),
 			Metrics: []report.Metric{
 				{Name: "Services", Value: float64(o.sequential)},
-				{Name: "controller CPU", Unit: "s", Value: round(seq.after.ctlCPU-seq.before.ctlCPU, 2)},
-				{Name: "controller peak RSS", Unit: "MiB", Value: mb(seq.rssPeak)},
+				{Name: "controller CPU", Unit: "s", Value: report.Round(seq.after.ctlCPU-seq.before.ctlCPU, 2)},
+				{Name: "controller peak RSS", Unit: "MiB", Value: report.MiB(seq.rssPeak)},
 				{Name: "controller API requests", Value: seq.after.requests - seq.before.requests},
-				{Name: "API server CPU", Unit: "s", Value: round(seq.after.apiCPU-seq.before.apiCPU, 2)},
-				{Name: "etcd CPU", Unit: "s", Value: round(seq.after.etcdCPU-seq.before.etcdCPU, 2)},
-				{Name: "create to address p50", Unit: "ms", Value: ms(percentile(seq.latencies, 50))},
-				{Name: "create to address p99", Unit: "ms", Value: ms(percentile(seq.latencies, 99))},
-				{Name: "create to address max", Unit: "ms", Value: ms(slices.Max(seq.latencies))},
+				{Name: "API server CPU", Unit: "s", Value: report.Round(seq.after.apiCPU-seq.before.apiCPU, 2)},
+				{Name: "etcd CPU", Unit: "s", Value: report.Round(seq.after.etcdCPU-seq.before.etcdCPU, 2)},
+				{Name: "create to address p50", Unit: "ms", Value: report.Millis(report.Percentile(seq.latencies, 50), 2)},
+				{Name: "create to address p99", Unit: "ms", Value: report.Millis(report.Percentile(seq.latencies, 99), 2)},
+				{Name: "create to address max", Unit: "ms", Value: report.Millis(slices.Max(seq.latencies), 2)},
 			},
 		})
 	}
@@ -109,7 +92,7 @@ func buildReport(o options, b *bench, r burstResult, seq *seqResult, loadavg str
 			Metrics: []report.Metric{
 				{Name: "Services", Value: 2000},
 				{Name: "first create to all addressed", Unit: "s", Value: end.burst},
-				{Name: "addressed per second", Unit: "Services/s", Value: round(2000/end.burst, 1)},
+				{Name: "addressed per second", Unit: "Services/s", Value: report.Round(2000/end.burst, 1)},
 				{Name: "controller CPU", Unit: "s", Value: 8.2},
 				{Name: "controller peak RSS", Unit: "MiB", Value: end.rss},
 				{Name: "create to address p50", Unit: "ms", Value: end.p50},
@@ -138,9 +121,9 @@ func buildReport(o options, b *bench, r burstResult, seq *seqResult, loadavg str
 	}
 	if seq != nil {
 		notes = append(notes, fmt.Sprintf("Sequential: the create call alone (the API server's share of each latency) took p50 %.2f ms, p99 %.2f ms.",
-			ms(percentile(seq.creates, 50)), ms(percentile(seq.creates, 99))))
+			report.Millis(report.Percentile(seq.creates, 50), 2), report.Millis(report.Percentile(seq.creates, 99), 2)))
 		notes = append(notes, fmt.Sprintf("Sequential: mean %.2f ms, min %.2f ms; controller RSS at the end %.1f MiB (peak %.1f MiB); requests by method: %s.",
-			ms(meanDur(seq.latencies)), ms(seq.latencies[0]), mb(seq.rssNow), mb(seq.rssPeak), methods(seq.before, seq.after)))
+			report.Millis(meanDur(seq.latencies), 2), report.Millis(seq.latencies[0], 2), report.MiB(seq.rssNow), report.MiB(seq.rssPeak), methods(seq.before, seq.after)))
 		notes = append(notes, fmt.Sprintf("Checked after both scenarios: all %d Services hold exactly one address, each inside its family's pool, none duplicated.",
 			o.services+o.sequential))
 	}

@@ -116,7 +116,7 @@ type spread struct {
 }
 
 func (s spread) metrics() []report.Metric {
-	r := func(v float64) float64 { return math.Round(v*100) / 100 }
+	r := func(v float64) float64 { return report.Round(v, 2) }
 	return []report.Metric{
 		{Name: "ideal", Unit: "addr/node", Value: r(s.ideal)},
 		{Name: "max, mean", Unit: "addr", Value: r(s.maxMean)},

@@ -37,6 +37,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/herald-lb/herald/bench/labrun"
+	"github.com/herald-lb/herald/bench/report"
 	"github.com/herald-lb/herald/internal/lab"
 )
 
@@ -156,7 +157,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 		return fmt.Errorf("footprint with one Service: %w", err)
 	}
 	for _, u := range res.idle1 {
-		log.Info("footprint, one Service", "node", u.node, "rss MiB", mib(u.mem.rss), "hwm MiB", mib(u.mem.hwm), "cpu %", round(100*u.cores, 3))
+		log.Info("footprint, one Service", "node", u.node, "rss MiB", report.MiB(u.mem.rss), "hwm MiB", report.MiB(u.mem.hwm), "cpu %", report.Round(100*u.cores, 3))
 	}
 
 	extra, err := b.spreadIPv4(ctx, owner)
@@ -208,7 +209,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 			return fmt.Errorf("footprint with %d addresses: %w", o.addresses, err)
 		}
 		for _, u := range res.idleBulk {
-			log.Info("footprint, many addresses", "node", u.node, "owned", u.owned, "rss MiB", mib(u.mem.rss), "hwm MiB", mib(u.mem.hwm), "cpu %", round(100*u.cores, 3))
+			log.Info("footprint, many addresses", "node", u.node, "owned", u.owned, "rss MiB", report.MiB(u.mem.rss), "hwm MiB", report.MiB(u.mem.hwm), "cpu %", report.Round(100*u.cores, 3))
 		}
 	}
 	res.finished = time.Now()

@@ -6,44 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/herald-lb/herald/internal/arp"
 	"github.com/herald-lb/herald/internal/l2frame"
 	"github.com/herald-lb/herald/internal/lab"
 )
-
-func TestSummarize(t *testing.T) {
-	ms := func(v ...int) []time.Duration {
-		out := make([]time.Duration, len(v))
-		for i, x := range v {
-			out[i] = time.Duration(x) * time.Millisecond
-		}
-		return out
-	}
-	twenty := ms(20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
-	for _, tc := range []struct {
-		name string
-		in   []time.Duration
-		want summary
-	}{
-		{"empty", nil, summary{}},
-		{"one", ms(7), summary{1, 7 * time.Millisecond, 7 * time.Millisecond, 7 * time.Millisecond, 7 * time.Millisecond}},
-		{"odd", ms(3, 1, 2), summary{3, time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond, 3 * time.Millisecond}},
-		{"even median is the mean of the middle two", ms(4, 1, 3, 2), summary{4, time.Millisecond, 2500 * time.Microsecond, 4 * time.Millisecond, 4 * time.Millisecond}},
-		// p95 of 20 by nearest rank is the 19th.
-		{"twenty", twenty, summary{20, time.Millisecond, 10500 * time.Microsecond, 19 * time.Millisecond, 20 * time.Millisecond}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := summarize(tc.in); got != tc.want {
-				t.Errorf("summarize = %+v, want %+v", got, tc.want)
-			}
-		})
-	}
-	if twenty[0] != 20*time.Millisecond {
-		t.Error("summarize sorted its input in place")
-	}
-}
 
 func TestRangesOverlap(t *testing.T) {
 	first, last, err := parseRange(lab.Pool6)

@@ -52,14 +52,14 @@ func hardResult(name string, runs []hardRun) (report.Result, []time.Duration) {
 			ds = append(ds, r.took)
 		}
 	}
-	s := summarize(ds)
+	s := report.Summarize(ds)
 	return report.Result{Name: name, Metrics: []report.Metric{
 		metric("runs", "", float64(len(runs))),
 		metric("no takeover", "runs", float64(len(runs)-len(ds))),
-		metric("min", "ms", ms(s.min)),
-		metric("median", "ms", ms(s.median)),
-		metric("p95", "ms", ms(s.p95)),
-		metric("max", "ms", ms(s.max)),
+		metric("min", "ms", report.Millis(s.Min, 1)),
+		metric("median", "ms", report.Millis(s.Median, 1)),
+		metric("p95", "ms", report.Millis(s.P95, 1)),
+		metric("max", "ms", report.Millis(s.Max, 1)),
 	}}, ds
 }
 
@@ -91,13 +91,13 @@ func failoverReport(o options, r results) report.Report {
 		rep.Notes = append(rep.Notes, s)
 	}
 	if len(fastDs) > 0 {
-		s := summarize(fastDs)
+		s := report.Summarize(fastDs)
 		met := "met"
-		if s.median >= time.Second || s.p95 >= 1500*time.Millisecond {
+		if s.Median >= time.Second || s.P95 >= 1500*time.Millisecond {
 			met = "NOT met"
 		}
 		rep.Notes = append(rep.Notes, fmt.Sprintf("Goal (issue): median < 1 s and p95 < 1.5 s with the default settings: %s (median %s, p95 %s).",
-			met, s.median.Round(time.Millisecond), s.p95.Round(time.Millisecond)))
+			met, s.Median.Round(time.Millisecond), s.P95.Round(time.Millisecond)))
 	}
 	rep.Notes = append(rep.Notes, "p95 is the nearest-rank percentile (the 19th of 20 runs); the median of an even count is the mean of the two middle runs.")
 	rep.Notes = append(rep.Notes, fmt.Sprintf("fast, each run in ms: %s.", runList(r.hardFast)))
@@ -145,18 +145,18 @@ func handoverReport(o options, r results) report.Report {
 			failedRuns++
 		}
 	}
-	gs, hs, es := summarize(gaps), summarize(hands), summarize(exits)
+	gs, hs, es := report.Summarize(gaps), report.Summarize(hands), report.Summarize(exits)
 	rep.Results = append(rep.Results, report.Result{Name: "Herald, SIGTERM", Metrics: []report.Metric{
 		metric("runs", "", float64(len(r.graceful))),
 		metric("requests", "", float64(requests)),
 		metric("failed requests", "", float64(failed)),
 		metric("runs with a failed request", "", float64(failedRuns)),
-		metric("longest gap min", "ms", ms(gs.min)),
-		metric("longest gap median", "ms", ms(gs.median)),
-		metric("longest gap p95", "ms", ms(gs.p95)),
-		metric("longest gap max", "ms", ms(gs.max)),
-		metric("SIGTERM to next owner's first answer, median", "ms", ms(hs.median)),
-		metric("SIGTERM to exit, median", "ms", ms(es.median)),
+		metric("longest gap min", "ms", report.Millis(gs.Min, 1)),
+		metric("longest gap median", "ms", report.Millis(gs.Median, 1)),
+		metric("longest gap p95", "ms", report.Millis(gs.P95, 1)),
+		metric("longest gap max", "ms", report.Millis(gs.Max, 1)),
+		metric("SIGTERM to next owner's first answer, median", "ms", report.Millis(hs.Median, 1)),
+		metric("SIGTERM to exit, median", "ms", report.Millis(es.Median, 1)),
 	}})
 	rep.Results = append(rep.Results, report.Result{Name: "MetalLB, QUOTED from the issue, not measured here", Metrics: []report.Metric{
 		metric("failed requests", "", 0),
@@ -204,15 +204,15 @@ func footprintReport(o options, r results) report.Report {
 		for _, u := range us {
 			mets := []report.Metric{
 				metric("addresses owned", "", float64(u.owned)),
-				metric("RSS", "MiB", mib(u.mem.rss)),
-				metric("peak RSS", "MiB", mib(u.mem.hwm)),
-				metric("RSS anonymous", "MiB", mib(u.mem.anon)),
-				metric("RSS file-backed", "MiB", mib(u.mem.file)),
+				metric("RSS", "MiB", report.MiB(u.mem.rss)),
+				metric("peak RSS", "MiB", report.MiB(u.mem.hwm)),
+				metric("RSS anonymous", "MiB", report.MiB(u.mem.anon)),
+				metric("RSS file-backed", "MiB", report.MiB(u.mem.file)),
 			}
 			if u.heap > 0 { // only if the speaker exports Go's memory statistics
-				mets = append(mets, metric("Go heap in use", "MiB", mib(u.heap)))
+				mets = append(mets, metric("Go heap in use", "MiB", report.MiB(u.heap)))
 			}
-			mets = append(mets, metric("idle CPU", "% of one core", round(100*u.cores, 3)))
+			mets = append(mets, metric("idle CPU", "% of one core", report.Round(100*u.cores, 3)))
 			rep.Results = append(rep.Results, report.Result{Name: fmt.Sprintf("%s, %s", u.node, label), Metrics: mets})
 		}
 	}
@@ -230,10 +230,10 @@ func footprintReport(o options, r results) report.Report {
 		worst = max(worst, u.mem.rss)
 	}
 	met := "met"
-	if mib(worst) > 34 {
+	if report.MiB(worst) > 34 {
 		met = "NOT met"
 	}
-	rep.Notes = append(rep.Notes, fmt.Sprintf("Goal (issue): half of MetalLB's 65–68 MB or less, about 33 MB: %s (largest RSS measured here %.1f MiB).", met, mib(worst)))
+	rep.Notes = append(rep.Notes, fmt.Sprintf("Goal (issue): half of MetalLB's 65–68 MB or less, about 33 MB: %s (largest RSS measured here %.1f MiB).", met, report.MiB(worst)))
 	if r.bulk.perNode != nil {
 		nodes := slices.Sorted(maps.Keys(r.bulk.perNode))
 		var per []string
@@ -281,20 +281,20 @@ func floodReport(o options, r results) report.Report {
 		mets := []report.Metric{
 			metric("addresses owned", "", float64(u.owned)),
 			metric("ARP sockets", "", float64(u.arp)),
-			metric("idle CPU", "% of one core", round(100*idle[u.node].cores, 3)),
-			metric("CPU in the flood", "% of one core", round(100*u.cpu/send, 2)),
-			metric("CPU time in the flood", "s", round(u.cpu, 2)),
+			metric("idle CPU", "% of one core", report.Round(100*idle[u.node].cores, 3)),
+			metric("CPU in the flood", "% of one core", report.Round(100*u.cpu/send, 2)),
+			metric("CPU time in the flood", "s", report.Round(u.cpu, 2)),
 		}
 		name := u.node + " (not the owner)"
 		if u.node == f.owner {
 			name = u.node + " (owner)"
 			answered := 0.0
 			if f.sent > 0 {
-				answered = round(100*float64(f.replies)/float64(f.sent), 2)
+				answered = report.Round(100*float64(f.replies)/float64(f.sent), 2)
 			}
 			mets = append([]report.Metric{
 				metric("requests sent", "", float64(f.sent)),
-				metric("rate achieved", "req/s", round(float64(f.sent)/send, 0)),
+				metric("rate achieved", "req/s", report.Round(float64(f.sent)/send, 0)),
 				metric("replies received", "", float64(f.replies)),
 				metric("answered", "%", answered),
 				metric("requests counted by the speaker", "", f.received),
@@ -350,7 +350,7 @@ func (b *bench) showAnomalies(r results) {
 				ds = append(ds, h.took)
 			}
 		}
-		med := summarize(ds).median
+		med := report.Summarize(ds).Median
 		for i, h := range set.runs {
 			if !h.ok || h.took > 2*med || (set.tag == "fast" && h.took > 1500*time.Millisecond) {
 				b.log.Warn("hard failover stands out", "profile", set.tag, "run", i+1, "took", h.took, "median", med, "to", h.to, "takeover", h.ok)

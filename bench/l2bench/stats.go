@@ -2,51 +2,10 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 )
-
-// summary is the spread of a set of durations.
-type summary struct {
-	n                     int
-	min, median, p95, max time.Duration
-}
-
-// summarize returns the spread of ds: the median is the mean of the two
-// middle values for an even count, p95 the nearest-rank percentile (the
-// 19th of 20).
-func summarize(ds []time.Duration) summary {
-	if len(ds) == 0 {
-		return summary{}
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	n := len(s)
-	med := s[n/2]
-	if n%2 == 0 {
-		med = (s[n/2-1] + s[n/2]) / 2
-	}
-	return summary{n: n, min: s[0], median: med, p95: percentile(s, 95), max: s[n-1]}
-}
-
-// percentile is the nearest-rank percentile of sorted durations.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
-	return sorted[min(max(rank, 1), len(sorted))-1]
-}
-
-func ms(d time.Duration) float64 { return round(float64(d)/float64(time.Millisecond), 1) }
-func mib(b uint64) float64       { return round(float64(b)/(1<<20), 1) }
-func round(v float64, n int) float64 {
-	p := math.Pow(10, float64(n))
-	return math.Round(v*p) / p
-}
 
 // msList prints durations as whole milliseconds, for the notes.
 func msList(ds []time.Duration) string {

@@ -28,7 +28,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -104,19 +103,22 @@ func run(ctx context.Context, outDir string, runs int, sizes []int, port int) er
 				fmt.Printf("%-4s n=%d run %2d: hard first %8s all %8s | graceful all %8s\n", profile, n, r+1,
 					first.Round(time.Millisecond), hardAll[r].Round(time.Millisecond), all.Round(time.Millisecond))
 			}
+			slices.Sort(hardFirst)
+			slices.Sort(hardAll)
+			slices.Sort(graceful)
 			name := fmt.Sprintf("%s, %d members", profile, n)
 			rep.Results = append(rep.Results, report.Result{Name: name, Metrics: []report.Metric{
-				ms("hard, first, median", quantile(hardFirst, 0.5)),
-				ms("hard, all, median", quantile(hardAll, 0.5)),
-				ms("hard, all, p95", quantile(hardAll, 0.95)),
+				ms("hard, first, median", report.Percentile(hardFirst, 50)),
+				ms("hard, all, median", report.Percentile(hardAll, 50)),
+				ms("hard, all, p95", report.Percentile(hardAll, 95)),
 				ms("expected typical", timing.Typical()),
 				ms("expected worst", timing.Worst()),
-				ms("graceful, all, median", quantile(graceful, 0.5)),
-				ms("graceful, all, p95", quantile(graceful, 0.95)),
+				ms("graceful, all, median", report.Percentile(graceful, 50)),
+				ms("graceful, all, p95", report.Percentile(graceful, 95)),
 				{Name: "spurious removals", Unit: "count", Value: float64(spurious)},
 			}})
 			fmt.Printf("%s: hard all median %s p95 %s (expected typical %s, worst %s); graceful median %s; spurious %d\n",
-				name, quantile(hardAll, 0.5), quantile(hardAll, 0.95), timing.Typical(), timing.Worst(), quantile(graceful, 0.5), spurious)
+				name, report.Percentile(hardAll, 50), report.Percentile(hardAll, 95), timing.Typical(), timing.Worst(), report.Percentile(graceful, 50), spurious)
 		}
 	}
 	rep.Notes = append(rep.Notes,
@@ -130,15 +132,7 @@ func run(ctx context.Context, outDir string, runs int, sizes []int, port int) er
 }
 
 func ms(name string, d time.Duration) report.Metric {
-	return report.Metric{Name: name, Unit: "ms", Value: math.Round(float64(d)/float64(time.Millisecond)*10) / 10}
-}
-
-// quantile returns the nearest-rank q-quantile of ds.
-func quantile(ds []time.Duration, q float64) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(q*float64(len(s)))) - 1
-	return s[min(max(i, 0), len(s)-1)]
+	return report.Metric{Name: name, Unit: "ms", Value: report.Millis(d, 1)}
 }
 
 // detect builds a cluster of n members on its own loopback /24, stops
