@@ -26,6 +26,7 @@ func commands() map[string]command {
 		"controller": controllerCommand(),
 		"lab":        labCommand(),
 		"lab-down":   labDownCommand(),
+		"status":     statusCommand(),
 		"speaker":    speakerCommand(),
 		"validate":   validateCommand(),
 		"version": {

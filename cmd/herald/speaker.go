@@ -14,7 +14,7 @@ import (
 
 func speakerCommand() command {
 	return command{
-		summary: "announce Service addresses from this node (ARP/NDP)",
+		summary: "announce Service addresses from this node (ARP/NDP, BGP)",
 		run:     runSpeaker,
 	}
 }

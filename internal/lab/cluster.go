@@ -14,12 +14,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -55,7 +57,7 @@ func (l *Lab) startControlPlane() error {
 	}
 	cfg, err := env.Start()
 	l.onClose(func() error {
-		if err := env.Stop(); err != nil {
+		if err := withoutGone(env.Stop()); err != nil {
 			return fmt.Errorf("stop control plane: %w", err)
 		}
 		return nil
@@ -416,4 +418,26 @@ func ingressAddrs(svc *corev1.Service) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// withoutGone drops the errors about processes that had exited already:
+// `herald lab-down` (or a crash) may have stopped the control plane first,
+// and whether envtest then sees it as exited or fails to signal it
+// ("no such process") depends on when it reaped it.
+func withoutGone(err error) error {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	var agg utilerrors.Aggregate
+	if errors.As(err, &agg) {
+		errs = agg.Errors()
+	}
+	var keep []error
+	for _, e := range errs {
+		if !errors.Is(e, syscall.ESRCH) && !errors.Is(e, os.ErrProcessDone) {
+			keep = append(keep, e)
+		}
+	}
+	return errors.Join(keep...)
 }
