@@ -246,8 +246,10 @@ The lab stays up until Ctrl-C. Try:
   ip netns exec %[1]s arping -c 1 -I eth0 %[2]s
   ip netns exec %[1]s ndisc6 %[3]s eth0
   %[4]s --kubeconfig %[5]s get svc,nodes -A
+  %[7]s status --kubeconfig %[5]s -n %[8]s
   logs: %[6]s
-`, client, svcs[0].addr, svcs[1].addr, filepath.Join(opts.Assets, "kubectl"), l.Kubeconfig(), filepath.Dir(l.LogPath("controller")))
+`, client, svcs[0].addr, svcs[1].addr, filepath.Join(opts.Assets, "kubectl"), l.Kubeconfig(), filepath.Dir(l.LogPath("controller")),
+		opts.Herald, HeraldNamespace)
 	<-ctx.Done()
 	return nil
 }
