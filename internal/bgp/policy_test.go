@@ -3,6 +3,7 @@ package bgp
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -263,9 +264,26 @@ func TestStateMapping(t *testing.T) {
 		{api.PeerState_DISCONNECT_REASON_DECONFIGURED, "x", ""},
 		// Found in the lab: this transition overwrote the TCP-MD5 hint.
 		{api.PeerState_DISCONNECT_REASON_IDLE_TIMER_EXPIRED, "", ""},
+		{api.PeerState_DISCONNECT_REASON_INVALID_MSG, "invalid-msg",
+			"invalid message, or a NOTIFICATION during the OPEN exchange (as from a router that expects another AS from this node: check myASN or localASN)"},
 	} {
 		if got := disconnectError(tt.r, tt.msg); got != tt.want {
 			t.Errorf("disconnectError(%v) = %q, want %q", tt.r, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		code, sub int64
+		sent      bool
+		want      string
+	}{
+		{2, 2, true, "ASN mismatch (bad peer AS): the peer's OPEN carries another AS than peerASN"},
+		{2, 2, false, "ASN mismatch (bad peer AS): the peer expects another AS from this node (myASN, or localASN)"},
+		{2, 6, true, "OPEN refused: "},
+		{6, 2, true, ""}, // Cease: not an OPEN error
+		{4, 0, false, ""},
+	} {
+		if got := openError(tt.code, tt.sub, tt.sent); !strings.HasPrefix(got, tt.want) || (tt.want == "") != (got == "") {
+			t.Errorf("openError(%d, %d, %v) = %q, want %q…", tt.code, tt.sub, tt.sent, got, tt.want)
 		}
 	}
 	if got := describeDialError("dial tcp 192.0.2.2:179: connect: connection refused", false); got[:18] != "connection refused" {

@@ -150,7 +150,12 @@ func disconnectError(r api.PeerState_DisconnectReason, msg string) string {
 	case api.PeerState_DISCONNECT_REASON_READ_FAILED, api.PeerState_DISCONNECT_REASON_WRITE_FAILED:
 		what = "connection lost"
 	case api.PeerState_DISCONNECT_REASON_INVALID_MSG:
-		what = "invalid message"
+		// GoBGP reports a NOTIFICATION received in OPENCONFIRM this way,
+		// which is how a router refuses the AS this node presents.
+		what = "invalid message, or a NOTIFICATION during the OPEN exchange (as from a router that expects another AS from this node: check myASN or localASN)"
+		if msg == "invalid-msg" {
+			msg = ""
+		}
 	case api.PeerState_DISCONNECT_REASON_ADMIN_DOWN:
 		what = "administratively down"
 	default:
@@ -236,7 +241,11 @@ type captureHandler struct {
 func (h *captureHandler) Enabled(context.Context, slog.Level) bool { return true }
 
 func (h *captureHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == "failed to connect" && h.peer.IsValid() {
+	if !h.peer.IsValid() {
+		return h.forward(ctx, r)
+	}
+	switch r.Message {
+	case "failed to connect":
 		r.Attrs(func(a slog.Attr) bool {
 			if a.Key == "Error" {
 				h.errs.set(h.peer, a.Value.String())
@@ -244,7 +253,46 @@ func (h *captureHandler) Handle(ctx context.Context, r slog.Record) error {
 			}
 			return true
 		})
+	case "sent notification", "received notification":
+		// An OPEN refused by either side changes no state GoBGP reports:
+		// the session goes from connecting back to connecting.
+		var code, sub int64
+		r.Attrs(func(a slog.Attr) bool {
+			switch a.Key {
+			case "Code":
+				code = a.Value.Int64()
+			case "Subcode":
+				sub = a.Value.Int64()
+			}
+			return true
+		})
+		if e := openError(code, sub, r.Message == "sent notification"); e != "" {
+			h.errs.set(h.peer, e)
+		}
 	}
+	return h.forward(ctx, r)
+}
+
+// openError describes an OPEN message error NOTIFICATION (RFC 4271 §6.2)
+// in an operator's words, or returns "" for other notifications.
+func openError(code, sub int64, sent bool) string {
+	if code != bgp.BGP_ERROR_OPEN_MESSAGE_ERROR {
+		return ""
+	}
+	if sub == bgp.BGP_ERROR_SUB_BAD_PEER_AS {
+		if sent {
+			return "ASN mismatch (bad peer AS): the peer's OPEN carries another AS than peerASN"
+		}
+		return "ASN mismatch (bad peer AS): the peer expects another AS from this node (myASN, or localASN)"
+	}
+	what := bgp.NewNotificationErrorCode(uint8(code), uint8(sub)).String()
+	if sent {
+		return "OPEN refused: " + what
+	}
+	return "OPEN refused by the peer: " + what
+}
+
+func (h *captureHandler) forward(ctx context.Context, r slog.Record) error {
 	if !h.next.Enabled(ctx, r.Level) {
 		return nil
 	}
