@@ -70,12 +70,23 @@ func fillState(st *PeerState, p *api.Peer) {
 	st.State = sessionStateName(ps.GetSessionState())
 	st.Up = ps.GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED
 	st.UpdatesSent = ps.GetMessages().GetSent().GetUpdate()
+	st.Sent = messageCounts(ps.GetMessages().GetSent())
+	st.Received = messageCounts(ps.GetMessages().GetReceived())
 	for _, as := range p.GetAfiSafis() {
 		st.Advertised += int(as.GetState().GetAdvertised())
 	}
 	if p.GetBfd().GetEnabled() {
-		st.BFDState = bfdStateName(ps.GetBfdState().GetSessionState())
+		b := ps.GetBfdState()
+		st.BFDState = bfdStateName(b.GetSessionState())
+		st.BFDPacketsIn = b.GetBfdAsync().GetReceivedPackets()
+		st.BFDPacketsOut = b.GetBfdAsync().GetTransmittedPackets()
+		st.BFDDownEvents = b.GetFailureTransitions()
 	}
+}
+
+func messageCounts(m *api.Message) MessageCounts {
+	return MessageCounts{Open: m.GetOpen(), Update: m.GetUpdate(), Notification: m.GetNotification(),
+		Keepalive: m.GetKeepalive(), Refresh: m.GetRefresh(), Total: m.GetTotal()}
 }
 
 func sessionStateName(s api.PeerState_SessionState) string {

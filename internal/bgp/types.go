@@ -119,8 +119,18 @@ type PeerState struct {
 	LastError   string
 	Advertised  int
 	UpdatesSent uint64
+	// Sent and Received count the session's messages by type.
+	Sent, Received MessageCounts
 	// BFDState is "" without BFD, otherwise up, down, init or admin-down.
 	BFDState string
+	// BFD control packets received and sent, and the times the BFD
+	// session went down, since BFD last started on the session.
+	BFDPacketsIn, BFDPacketsOut, BFDDownEvents uint64
+}
+
+// MessageCounts counts BGP messages by type.
+type MessageCounts struct {
+	Open, Update, Notification, Keepalive, Refresh, Total uint64
 }
 
 // Target names the session's other end for people: the interface of an

@@ -1,9 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +107,31 @@ func TestBGP(t *testing.T) {
 					addr, n.State, n.Established, n.Dropped)
 			}
 		}
+	})
+	// MetalLB's BGP and BFD metric names, read from node2's speaker over
+	// the LAN: its sessions to the router are up and have exchanged
+	// messages and BFD packets.
+	t.Run("metrics", func(t *testing.T) {
+		node2 := l.Nodes()[1]
+		router := l.RouterNode().IPv4.String()
+		eventually(t, "node2's BGP and BFD metrics", 20*time.Second, func() (bool, string) {
+			text, err := scrape(ctx, l, node2.IPv4)
+			if err != nil {
+				return false, err.Error()
+			}
+			for name, min := range map[string]float64{
+				"metallb_bgp_session_up": 1, "metallb_bgp_opens_sent": 1, "metallb_bgp_opens_received": 1,
+				"metallb_bgp_updates_total": 1, "metallb_bgp_keepalives_received": 1, "metallb_bgp_total_sent": 2,
+				"metallb_bgp_announced_prefixes_total": 1, "metallb_bfd_session_up": 1,
+				"metallb_bfd_control_packet_input": 1, "metallb_bfd_control_packet_output": 1,
+			} {
+				v, ok := sample(text, name, router)
+				if !ok || v < min {
+					return false, fmt.Sprintf("%s{peer=%q} = %v (present %v), want at least %v", name, router, v, ok, min)
+				}
+			}
+			return true, ""
+		})
 	})
 	t.Run("attributes arrive as configured", func(t *testing.T) {
 		out, err := l.Vtysh(ctx, "show bgp ipv4 unicast "+host.String()+" json")
@@ -318,4 +348,32 @@ func TestMD5(t *testing.T) {
 			"--field-selector", "involvedObject.name=router", "-o", "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}")
 		return err == nil && strings.Contains(out, "SessionDown") && strings.Contains(out, "TCP-MD5 authentication likely failed"), out
 	})
+}
+
+// scrape reads a speaker's /metrics (port 7472 on its node address) from
+// the client's namespace.
+func scrape(ctx context.Context, l *lab.Lab, node netip.Addr) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(node.String(), "7472")+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := l.HTTPClient(5 * time.Second).Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// sample returns the value of name{peer="peer"} in a Prometheus text page.
+func sample(text, name, peer string) (float64, bool) {
+	prefix := name + `{peer="` + peer + `"} `
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }
