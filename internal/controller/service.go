@@ -229,7 +229,7 @@ func (r *serviceReconciler) retryPending() {
 
 // write brings the Service's status, annotation and condition in line with
 // the outcome, and records Events for what changed. Status (addresses and
-// condition) goes in one request, the annotation in another.
+// condition) goes in one request, the annotation in another, before it.
 func (r *serviceReconciler) write(ctx context.Context, svc *corev1.Service, req request, out outcome) error {
 	current := currentIngress(svc)
 	if out.err != nil {
@@ -256,11 +256,13 @@ func (r *serviceReconciler) write(ctx context.Context, svc *corev1.Service, req 
 				"Service uses deprecated annotation %s; use %s", k, stablePrefix+strings.TrimPrefix(k, legacyPrefix))
 		}
 	}
-	msg := fmt.Sprintf("Assigned IP %s from pool %q", quoteAddrs(out.alloc.Addrs), out.alloc.Pool)
-	if err := r.patchStatus(ctx, svc, out.alloc.Addrs, metav1.ConditionTrue, conditionReasonAssigned, msg); err != nil {
+	// The annotation goes first, so that whoever sees the address (a
+	// watcher, a test, `kubectl wait`) also sees the pool it came from.
+	if err := r.patchPoolAnnotation(ctx, svc, out.alloc.Pool); err != nil {
 		return err
 	}
-	return r.patchPoolAnnotation(ctx, svc, out.alloc.Pool)
+	msg := fmt.Sprintf("Assigned IP %s from pool %q", quoteAddrs(out.alloc.Addrs), out.alloc.Pool)
+	return r.patchStatus(ctx, svc, out.alloc.Addrs, metav1.ConditionTrue, conditionReasonAssigned, msg)
 }
 
 // patchStatus sets status.loadBalancer.ingress to exactly addrs and Herald's
