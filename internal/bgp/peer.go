@@ -15,7 +15,7 @@ const gracefulRestartTime = 120
 // accept ambiguously.
 func validatePeers(peers []Peer) error {
 	names := make(map[string]bool, len(peers))
-	addrs := make(map[string]string, len(peers))
+	targets := make(map[string]string, len(peers))
 	for _, p := range peers {
 		if p.Name == "" {
 			return fmt.Errorf("peer %s: empty name", p.Address)
@@ -24,24 +24,20 @@ func validatePeers(peers []Peer) error {
 			return fmt.Errorf("peer %q: duplicate name", p.Name)
 		}
 		names[p.Name] = true
-		if p.Interface != "" {
-			if p.Address.IsValid() {
-				return fmt.Errorf("peer %q: both an address and an interface", p.Name)
-			}
-			if other, ok := addrs["if:"+p.Interface]; ok {
-				return fmt.Errorf("peer %q: interface %s already used by peer %q", p.Name, p.Interface, other)
-			}
-			addrs["if:"+p.Interface] = p.Name
-		} else if !p.Address.IsValid() {
+		// One session per address, or per interface when unnumbered.
+		target := "address " + p.Address.Unmap().String()
+		switch {
+		case p.Interface != "" && p.Address.IsValid():
+			return fmt.Errorf("peer %q: both an address and an interface", p.Name)
+		case p.Interface != "":
+			target = "interface " + p.Interface
+		case !p.Address.IsValid():
 			return fmt.Errorf("peer %q: invalid address", p.Name)
 		}
-		key := p.Address.Unmap().String()
-		if other, ok := addrs[key]; ok && p.Interface == "" {
-			return fmt.Errorf("peer %q: address %s already used by peer %q", p.Name, key, other)
+		if other, ok := targets[target]; ok {
+			return fmt.Errorf("peer %q: %s already used by peer %q", p.Name, target, other)
 		}
-		if p.Interface == "" {
-			addrs[key] = p.Name
-		}
+		targets[target] = p.Name
 		switch {
 		case p.ASN == 0 && p.Dynamic == "":
 			return fmt.Errorf("peer %q: missing peer ASN", p.Name)

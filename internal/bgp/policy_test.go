@@ -250,7 +250,7 @@ func TestStateMapping(t *testing.T) {
 			Messages: &api.Messages{Sent: &api.Message{Update: 7}}},
 		AfiSafis: []*api.AfiSafi{{State: &api.AfiSafiState{Advertised: 2}}, {State: &api.AfiSafiState{Advertised: 1}}},
 	})
-	if !st.Up || st.State != "established" || st.UpdatesSent != 7 || st.Advertised != 3 || st.BFDState != "" {
+	if !st.Up || st.State != "established" || st.Sent.Update != 7 || st.Advertised != 3 || st.BFDState != "" {
 		t.Errorf("fillState = %+v", st)
 	}
 	for _, tt := range []struct {

@@ -148,8 +148,8 @@ func (s *Speaker) retryUnnumbered(ctx context.Context, up map[netip.Addr]uint32)
 	var retry []Peer
 	for _, name := range slices.Sorted(maps.Keys(s.pending)) {
 		retry = append(retry, s.pending[name].peer)
-		delete(s.pending, name)
 	}
+	clear(s.pending) // addPeers puts back those still without a neighbour
 	for _, name := range slices.Sorted(maps.Keys(s.peers)) {
 		p := s.peers[name]
 		if _, ok := up[p.Address.Unmap()]; ok || p.Interface == "" {
@@ -167,7 +167,7 @@ func (s *Speaker) retryUnnumbered(ctx context.Context, up map[netip.Addr]uint32)
 			s.log.Warn("unnumbered peer", "peer", name, "error", err)
 			continue
 		}
-		p.Address = netip.Addr{}
+		p.Address = addr // found already: addPeers need not look again
 		retry = append(retry, p)
 	}
 	if len(retry) > 0 {

@@ -204,9 +204,7 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 		}
 		want[p.Name] = p
 	}
-	for name := range s.pending {
-		delete(s.pending, name) // tried again below, with the new settings
-	}
+	clear(s.pending) // tried again below, with the new settings
 
 	// Deletions go first so that an address moving from one peer name to
 	// another is free again when it is added.

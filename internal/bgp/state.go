@@ -69,7 +69,6 @@ func fillState(st *PeerState, p *api.Peer) {
 	ps := p.GetState()
 	st.State = sessionStateName(ps.GetSessionState())
 	st.Up = ps.GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED
-	st.UpdatesSent = ps.GetMessages().GetSent().GetUpdate()
 	st.Sent = messageCounts(ps.GetMessages().GetSent())
 	st.Received = messageCounts(ps.GetMessages().GetReceived())
 	for _, as := range p.GetAfiSafis() {

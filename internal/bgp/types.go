@@ -114,11 +114,10 @@ type PeerState struct {
 	Interface string
 	// State is one of idle, connect, active, opensent, openconfirm,
 	// established.
-	State       string
-	Up          bool
-	LastError   string
-	Advertised  int
-	UpdatesSent uint64
+	State      string
+	Up         bool
+	LastError  string
+	Advertised int
 	// Sent and Received count the session's messages by type.
 	Sent, Received MessageCounts
 	// BFDState is "" without BFD, otherwise up, down, init or admin-down.

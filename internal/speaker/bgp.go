@@ -313,7 +313,7 @@ func newBGPCollector(r *bgpRunner) *bgpCollector {
 	gauge, counter := prometheus.GaugeValue, prometheus.CounterValue
 	return &bgpCollector{r: r, metrics: []peerMetric{
 		m("metallb_bgp_session_up", "1 if the BGP session to the peer is established.", gauge, func(p bgp.PeerState) float64 { return boolValue(p.Up) }),
-		m("metallb_bgp_updates_total", "BGP UPDATE messages sent to the peer.", counter, func(p bgp.PeerState) float64 { return float64(p.UpdatesSent) }),
+		m("metallb_bgp_updates_total", "BGP UPDATE messages sent to the peer.", counter, func(p bgp.PeerState) float64 { return float64(p.Sent.Update) }),
 		m("metallb_bgp_announced_prefixes_total", "Prefixes advertised to the peer.", gauge, func(p bgp.PeerState) float64 { return float64(p.Advertised) }),
 		m("metallb_bgp_updates_total_received", "BGP UPDATE messages received from the peer (and discarded).", counter, func(p bgp.PeerState) float64 { return float64(p.Received.Update) }),
 		m("metallb_bgp_opens_sent", "BGP OPEN messages sent to the peer.", counter, func(p bgp.PeerState) float64 { return float64(p.Sent.Open) }),

@@ -131,21 +131,18 @@ func Gather(ctx context.Context, c client.Reader, namespace, class string, now t
 	if err := c.List(ctx, &events, in); err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}
-	newest := map[string]SessionProblem{}
-	newestAt := map[string]time.Time{}
-	for _, e := range events.Items {
+	newest := map[string]*corev1.Event{} // by BGPPeer
+	for i := range events.Items {
+		e := &events.Items[i]
 		if e.InvolvedObject.Kind != "BGPPeer" || e.Reason != "SessionDown" {
 			continue
 		}
-		at := eventTime(&e)
-		if prev, ok := newestAt[e.InvolvedObject.Name]; ok && !at.After(prev) {
-			continue
+		if prev, ok := newest[e.InvolvedObject.Name]; !ok || eventTime(e).After(eventTime(prev)) {
+			newest[e.InvolvedObject.Name] = e
 		}
-		newestAt[e.InvolvedObject.Name] = at
-		newest[e.InvolvedObject.Name] = SessionProblem{Peer: e.InvolvedObject.Name, Message: e.Message, Age: now.Sub(at), Count: max(e.Count, 1)}
 	}
-	for _, p := range newest {
-		r.Sessions = append(r.Sessions, p)
+	for peer, e := range newest {
+		r.Sessions = append(r.Sessions, SessionProblem{Peer: peer, Message: e.Message, Age: now.Sub(eventTime(e)), Count: max(e.Count, 1)})
 	}
 
 	slices.SortFunc(r.Configs, func(a, b Config) int { return cmp.Compare(a.Name, b.Name) })
