@@ -64,6 +64,8 @@ func TestTimers(t *testing.T) {
 		{"both", dur("30s"), dur("5s"), 30 * time.Second, 5 * time.Second},
 		{"hold 0 disables", dur("0s"), nil, 0, 0},
 		{"truncated to seconds", dur("3500ms"), nil, 3 * time.Second, time.Second},
+		{"largest hold", dur("65535s"), nil, 65535 * time.Second, 21845 * time.Second},
+		{"largest keepalive alone", nil, dur("21845s"), 65535 * time.Second, 21845 * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

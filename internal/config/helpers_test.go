@@ -39,6 +39,14 @@ func ebgp(addr string) v1beta2.BGPPeerSpec {
 	return v1beta2.BGPPeerSpec{MyASN: 64500, ASN: 64501, Address: addr}
 }
 
+// onePeer is a configuration of one valid eBGP peer "q" to 192.0.2.1,
+// changed by mod.
+func onePeer(mod func(*v1beta2.BGPPeerSpec)) Resources {
+	s := ebgp("192.0.2.1")
+	mod(&s)
+	return Resources{BGPPeers: []v1beta2.BGPPeer{peer("q", s)}}
+}
+
 func bfd(name string, spec v1beta1.BFDProfileSpec) v1beta1.BFDProfile {
 	return v1beta1.BFDProfile{ObjectMeta: meta(name), Spec: spec}
 }

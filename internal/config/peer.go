@@ -21,6 +21,10 @@ const (
 	MaxPeerPort = 16384
 	// minHoldTime is RFC 4271's smallest non-zero hold time.
 	minHoldTime = 3 * time.Second
+	// maxHoldTime is the largest hold time the OPEN message's 16-bit field
+	// carries; a longer one would be sent truncated (65536s as 0, no hold
+	// timer at all).
+	maxHoldTime = 65535 * time.Second
 )
 
 // Peer is a validated BGPPeer with its timers resolved.
@@ -224,9 +228,17 @@ func (b *builder) timers(r ref, hold, keep *metav1.Duration) (time.Duration, tim
 	}
 	h, hasHold := sec("holdTime", hold)
 	k, hasKeep := sec("keepaliveTime", keep)
-	if hasHold && h != 0 && h < minHoldTime {
+	switch {
+	case hasHold && h != 0 && h < minHoldTime:
 		b.fail(r, spec.Child("holdTime"), fmt.Sprintf(
 			"holdTime %s must be 0 (no hold timer) or at least 3s (it is counted in whole seconds)", hold.Duration))
+	case hasHold && h > maxHoldTime:
+		b.fail(r, spec.Child("holdTime"), fmt.Sprintf(
+			"holdTime %s must be at most 65535s: BGP sends it in 16 bits, so a longer one would arrive cut short (65536s as 0, no hold timer)", hold.Duration))
+	case !hasHold && 3*k > maxHoldTime:
+		b.fail(r, spec.Child("keepaliveTime"), fmt.Sprintf(
+			"keepaliveTime %ds alone sets holdTime to 3 × %ds, above the 65535s BGP can send; use at most %ds, or set holdTime as well",
+			k/time.Second, k/time.Second, maxHoldTime/3/time.Second))
 	}
 	if hasKeep && keep.Duration > 0 && k == 0 {
 		b.fail(r, spec.Child("keepaliveTime"), fmt.Sprintf(

@@ -242,6 +242,12 @@ func TestRules(t *testing.T) {
 			return s
 		}())}},
 			kind: KindBGPPeer, obj: "q", field: "spec.holdTime", fragments: []string{"at least 3s"}},
+		{name: "holdTime above 65535s", res: onePeer(func(s *v1beta2.BGPPeerSpec) { s.HoldTime = dur("70000s") }),
+			kind: KindBGPPeer, obj: "q", field: "spec.holdTime", fragments: []string{"at most 65535s", "16 bits"}},
+		{name: "holdTime 65536s, sent as 0", res: onePeer(func(s *v1beta2.BGPPeerSpec) { s.HoldTime = dur("65536s") }),
+			kind: KindBGPPeer, obj: "q", field: "spec.holdTime", fragments: []string{"at most 65535s"}},
+		{name: "keepalive alone implying a hold time above 65535s", res: onePeer(func(s *v1beta2.BGPPeerSpec) { s.KeepaliveTime = dur("30000s") }),
+			kind: KindBGPPeer, obj: "q", field: "spec.keepaliveTime", fragments: []string{"3 × 30000s", "at most 21845s"}},
 		{name: "keepalive above hold", res: Resources{BGPPeers: []v1beta2.BGPPeer{peer("q", func() v1beta2.BGPPeerSpec {
 			s := ebgp("192.0.2.1")
 			s.HoldTime, s.KeepaliveTime = dur("9s"), dur("10s")
