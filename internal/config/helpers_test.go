@@ -126,3 +126,44 @@ func hasProblem(ps Problems, kind, name, field string, fragments ...string) bool
 	}
 	return false
 }
+
+// ruleCase is a configuration that breaks one rule, and the problem (or,
+// with warning set, only the warning) it must produce.
+type ruleCase struct {
+	name      string
+	res       Resources
+	kind      string
+	obj       string
+	field     string
+	fragments []string
+	transient bool
+	warning   bool
+}
+
+func (tc ruleCase) check(t *testing.T) {
+	tc.res.Namespace = testNS
+	res := Validate(tc.res)
+	if tc.warning {
+		if res.Config == nil {
+			t.Fatalf("refused; want only a warning. Problems:\n%v", res.Problems)
+		}
+		if !hasProblem(res.Warnings, tc.kind, tc.obj, tc.field, tc.fragments...) {
+			t.Fatalf("no warning at %s/%s %q containing %q; got:\n%v", tc.kind, tc.obj, tc.field, tc.fragments, res.Warnings)
+		}
+		return
+	}
+	if res.Config != nil {
+		t.Fatalf("configuration accepted; want a problem at %s/%s %s", tc.kind, tc.obj, tc.field)
+	}
+	if !hasProblem(res.Problems, tc.kind, tc.obj, tc.field, tc.fragments...) {
+		t.Fatalf("no problem at %s/%s %q containing %q; got:\n%v", tc.kind, tc.obj, tc.field, tc.fragments, res.Problems)
+	}
+	for _, p := range res.Problems.About(tc.kind, tc.obj) {
+		if p.Field == tc.field && p.Transient != tc.transient {
+			t.Errorf("problem %q: transient = %v, want %v", p, p.Transient, tc.transient)
+		}
+	}
+	if got := res.Problems.Transient(); got != tc.transient {
+		t.Errorf("Problems.Transient() = %v, want %v; problems:\n%v", got, tc.transient, res.Problems)
+	}
+}

@@ -138,11 +138,17 @@ func (b *builder) buildPeer(r ref, s *v1beta2.BGPPeerSpec, bfds []*BFDProfile) *
 		b.fail(r, spec.Child("peerAddress"), "missing peer address: set peerAddress to the peer's IP address, or interface for an unnumbered session")
 	case s.Address != "":
 		p.Address = b.peerIP(r, spec.Child("peerAddress"), s.Address, "peerAddress")
+		b.checkEndpoint(r, spec.Child("peerAddress"), "peerAddress", p.Address)
+		if p.Address.Is6() && p.Address.IsLinkLocalUnicast() {
+			b.fail(r, spec.Child("peerAddress"), fmt.Sprintf(
+				"peerAddress %s is link-local, which only means something on one link; set interface instead to peer over that link", p.Address))
+		}
 	case interfaceNameProblem(s.Interface) != "":
 		b.fail(r, spec.Child("interface"), interfaceNameProblem(s.Interface))
 	}
 	if s.SrcAddress != "" {
 		p.SourceAddress = b.peerIP(r, spec.Child("sourceAddress"), s.SrcAddress, "sourceAddress")
+		b.checkEndpoint(r, spec.Child("sourceAddress"), "sourceAddress", p.SourceAddress)
 		if p.SourceAddress.IsValid() && p.Address.IsValid() && p.SourceAddress.Is4() != p.Address.Is4() {
 			b.fail(r, spec.Child("sourceAddress"), fmt.Sprintf(
 				"sourceAddress %s and peerAddress %s are of different families; a session runs over one family", p.SourceAddress, p.Address))
@@ -207,7 +213,23 @@ func (b *builder) peerIP(r ref, p *field.Path, s, name string) netip.Addr {
 		b.fail(r, p, fmt.Sprintf("%s %q has an IPv6 zone; to peer over a link-local address use interface instead", name, s))
 		return netip.Addr{}
 	}
+	if a.Is4In6() {
+		// MetalLB reads it as the IPv4 address, and so does Herald; only
+		// the spelling is odd, and the IPv4 form compares as the same peer.
+		b.warn(r, p, fmt.Sprintf("%s %q is an IPv4-mapped IPv6 address, taken as %s; write it that way", name, s, a.Unmap()))
+		a = a.Unmap()
+	}
 	return a
+}
+
+// checkEndpoint refuses an address a session can never use at either end.
+func (b *builder) checkEndpoint(r ref, p *field.Path, name string, a netip.Addr) {
+	if !a.IsValid() {
+		return
+	}
+	if msg := endpointProblem(name, a); msg != "" {
+		b.fail(r, p, msg)
+	}
 }
 
 // timers validates holdTime and keepaliveTime and fills in the missing one:

@@ -126,6 +126,9 @@ func (b *builder) buildPool(r ref, in *v1beta1.IPAddressPool) *Pool {
 			b.fail(r, addrs.Index(i), err.Error())
 			continue
 		}
+		if !b.checkPoolRange(r, addrs.Index(i), rg) {
+			continue
+		}
 		ranges = append(ranges, rg)
 	}
 	p := &Pool{

@@ -33,15 +33,7 @@ func TestRules(t *testing.T) {
 	otherNS.Namespace = "metallb"
 	noName := pool("", "192.0.2.0/24")
 
-	tests := []struct {
-		name      string
-		res       Resources
-		kind      string
-		obj       string
-		field     string
-		fragments []string
-		transient bool
-	}{
+	tests := []ruleCase{
 		// Every kind.
 		{name: "object outside the namespace", res: Resources{Pools: []v1beta1.IPAddressPool{otherNS}},
 			kind: KindIPAddressPool, obj: "p", field: "metadata.namespace", fragments: []string{`resource must be created in namespace "metallb-system"`}},
@@ -341,23 +333,6 @@ func TestRules(t *testing.T) {
 			kind: KindCommunity, obj: "a", field: "spec.communities[0].name", fragments: []string{"colon"}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.res.Namespace = testNS
-			res := Validate(tc.res)
-			if res.Config != nil {
-				t.Fatalf("configuration accepted; want a problem at %s/%s %s", tc.kind, tc.obj, tc.field)
-			}
-			if !hasProblem(res.Problems, tc.kind, tc.obj, tc.field, tc.fragments...) {
-				t.Fatalf("no problem at %s/%s %q containing %q; got:\n%v", tc.kind, tc.obj, tc.field, tc.fragments, res.Problems)
-			}
-			for _, p := range res.Problems.About(tc.kind, tc.obj) {
-				if p.Field == tc.field && p.Transient != tc.transient {
-					t.Errorf("problem %q: transient = %v, want %v", p, p.Transient, tc.transient)
-				}
-			}
-			if got := res.Problems.Transient(); got != tc.transient {
-				t.Errorf("Problems.Transient() = %v, want %v; problems:\n%v", got, tc.transient, res.Problems)
-			}
-		})
+		t.Run(tc.name, tc.check)
 	}
 }

@@ -98,7 +98,13 @@ func parseRequest(svc *corev1.Service) (request, error) {
 			return r, &requestError{Reason: "LoadBalancerFailed",
 				Message: fmt.Sprintf("invalid requested loadbalancer IPs: %q is not an IP address", s)}
 		}
-		r.addrs = append(r.addrs, a.Unmap())
+		if a.Is4In6() {
+			// Pools hold no mapped addresses, and taking it as the IPv4
+			// address would hide which family was meant.
+			return r, &requestError{Reason: "LoadBalancerFailed",
+				Message: fmt.Sprintf("invalid requested loadbalancer IPs: %q is an IPv4-mapped IPv6 address; request %s instead", s, a.Unmap())}
+		}
+		r.addrs = append(r.addrs, a)
 	}
 
 	fam, err := families(svc)

@@ -39,6 +39,8 @@ func TestParseRequest(t *testing.T) {
 		families   ipam.Families
 		deprecated string
 		errReason  string
+		// errText must appear in the error's message.
+		errText string
 	}{
 		{name: "plain", svc: base(nil)},
 		{name: "spec.loadBalancerIP", svc: base(func(s *corev1.Service) { s.Spec.LoadBalancerIP = "192.0.2.7" }), addrs: "192.0.2.7"},
@@ -52,6 +54,14 @@ func TestParseRequest(t *testing.T) {
 			s.Annotations = map[string]string{AnnotationLoadBalancerIPs: "192.0.2.8"}
 		}), errReason: "LoadBalancerFailed"},
 		{name: "bad IP", svc: base(func(s *corev1.Service) { s.Spec.LoadBalancerIP = "192.0.2.300" }), errReason: "LoadBalancerFailed"},
+		{name: "IPv4-mapped spec.loadBalancerIP", svc: base(func(s *corev1.Service) { s.Spec.LoadBalancerIP = "::ffff:192.0.2.7" }),
+			errReason: "LoadBalancerFailed", errText: `"::ffff:192.0.2.7" is an IPv4-mapped IPv6 address; request 192.0.2.7`},
+		{name: "IPv4-mapped in the annotation", svc: base(func(s *corev1.Service) {
+			s.Annotations = map[string]string{AnnotationLoadBalancerIPs: "192.0.2.8, ::ffff:c000:207"}
+		}), errReason: "LoadBalancerFailed", errText: "IPv4-mapped"},
+		{name: "IPv4-mapped in the legacy annotation", svc: base(func(s *corev1.Service) {
+			s.Annotations = map[string]string{"metallb.universe.tf/loadBalancerIPs": "::ffff:192.0.2.7"}
+		}), errReason: "LoadBalancerFailed", errText: "IPv4-mapped"},
 		{name: "legacy pool annotation", svc: base(func(s *corev1.Service) {
 			s.Annotations = map[string]string{"metallb.universe.tf/address-pool": "db"}
 		}), pool: "db", deprecated: "metallb.universe.tf/address-pool"},
@@ -83,6 +93,9 @@ func TestParseRequest(t *testing.T) {
 				re, ok := err.(*requestError)
 				if !ok || re.Reason != tc.errReason {
 					t.Fatalf("err = %v, want reason %q", err, tc.errReason)
+				}
+				if !strings.Contains(re.Message, tc.errText) {
+					t.Fatalf("err = %q, want it to say %q", re.Message, tc.errText)
 				}
 				return
 			}
