@@ -106,12 +106,10 @@ func (b *builder) buildBGPAdvertisement(r ref, s *v1beta1.BGPAdvertisementSpec, 
 
 	a.Communities = b.communities(r, s.Communities, cs)
 
-	if b.uniqueStrings(r, spec.Child("peers"), s.Peers, "peer name") {
-		for i, n := range s.Peers {
-			if findByName(peers, n, func(p *Peer) string { return p.Name }) == nil {
-				b.warn(r, spec.Child("peers").Index(i), fmt.Sprintf(
-					"BGPPeer %q does not exist; nothing is announced to it until it is created", n))
-			}
+	for _, i := range b.uniqueStrings(r, spec.Child("peers"), s.Peers, "peer name") {
+		if n := s.Peers[i]; findByName(peers, n, func(p *Peer) string { return p.Name }) == nil {
+			b.warn(r, spec.Child("peers").Index(i), fmt.Sprintf(
+				"BGPPeer %q does not exist; nothing is announced to it until it is created", n))
 		}
 	}
 	a.Peers = slices.Sorted(slices.Values(slices.Clone(s.Peers)))

@@ -260,7 +260,7 @@ func (b *builder) nodesOverlap(x, y []labels.Selector) bool {
 // the pool is created, as in MetalLB.
 func (b *builder) selectPools(r ref, names []string, selectors []metav1.LabelSelector, pools []*Pool) []string {
 	spec := field.NewPath("spec")
-	b.uniqueStrings(r, spec.Child("ipAddressPools"), names, "pool name")
+	distinct := b.uniqueStrings(r, spec.Child("ipAddressPools"), names, "pool name")
 	sels, _ := b.selectors(r, spec.Child("ipAddressPoolSelectors"), selectors, usePools)
 	if len(names) == 0 && len(selectors) == 0 {
 		out := make([]string, len(pools))
@@ -270,10 +270,8 @@ func (b *builder) selectPools(r ref, names []string, selectors []metav1.LabelSel
 		return out
 	}
 	set := map[string]bool{}
-	for i, n := range names {
-		if n == "" {
-			continue // reported by uniqueStrings
-		}
+	for _, i := range distinct {
+		n := names[i]
 		if !slices.ContainsFunc(pools, func(p *Pool) bool { return p.Name == n }) {
 			b.warn(r, spec.Child("ipAddressPools").Index(i),
 				fmt.Sprintf("IPAddressPool %q does not exist; this advertisement does nothing for it until the pool is created", n))
@@ -289,24 +287,25 @@ func (b *builder) selectPools(r ref, names []string, selectors []metav1.LabelSel
 	return slices.Sorted(maps.Keys(set))
 }
 
-// uniqueStrings reports empty and repeated entries of a list of names.
-func (b *builder) uniqueStrings(r ref, p *field.Path, list []string, what string) bool {
-	ok := true
+// uniqueStrings reports empty and repeated entries of a list of names, and
+// returns the indices of the others (first occurrences), which the caller
+// checks further: a bad entry must not hide the problems of the rest.
+func (b *builder) uniqueStrings(r ref, p *field.Path, list []string, what string) []int {
+	var rest []int
 	seen := make(map[string]int, len(list))
 	for i, s := range list {
 		if s == "" {
 			b.fail(r, p.Index(i), fmt.Sprintf("empty %s; remove the entry", what))
-			ok = false
 			continue
 		}
 		if j, dup := seen[s]; dup {
 			b.fail(r, p.Index(i), fmt.Sprintf("%s %q repeats entry [%d]; remove one of them", what, s, j))
-			ok = false
 			continue
 		}
 		seen[s] = i
+		rest = append(rest, i)
 	}
-	return ok
+	return rest
 }
 
 // sortByName sorts a list by the name nameOf gives.

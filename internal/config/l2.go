@@ -59,11 +59,9 @@ func (b *builder) buildL2Advertisements(pools []*Pool) []*L2Advertisement {
 		a.Pools = b.selectPools(o.ref, s.IPAddressPools, s.IPAddressPoolSelectors, pools)
 		a.NodeSelectors, _ = b.selectors(o.ref, spec.Child("nodeSelectors"), s.NodeSelectors, useNodes)
 		a.ServiceSelectors, _ = b.selectors(o.ref, spec.Child("serviceSelectors"), s.ServiceSelectors, useServices)
-		if b.uniqueStrings(o.ref, spec.Child("interfaces"), s.Interfaces, "interface") {
-			for i, name := range s.Interfaces {
-				if msg := interfaceNameProblem(name); msg != "" {
-					b.fail(o.ref, spec.Child("interfaces").Index(i), msg)
-				}
+		for _, i := range b.uniqueStrings(o.ref, spec.Child("interfaces"), s.Interfaces, "interface") {
+			if msg := interfaceNameProblem(s.Interfaces[i]); msg != "" {
+				b.fail(o.ref, spec.Child("interfaces").Index(i), msg)
 			}
 		}
 		a.Interfaces = slices.Sorted(slices.Values(slices.Clone(s.Interfaces)))

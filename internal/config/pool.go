@@ -150,12 +150,11 @@ func (b *builder) buildPool(r ref, in *v1beta1.IPAddressPool) *Pool {
 func (b *builder) buildAllocation(r ref, in *v1beta1.ServiceAllocation) *ServiceAllocation {
 	path := field.NewPath("spec", "serviceAllocation")
 	a := &ServiceAllocation{Priority: in.Priority}
-	if b.uniqueStrings(r, path.Child("namespaces"), in.Namespaces, "namespace") {
-		for i, ns := range in.Namespaces {
-			if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
-				b.fail(r, path.Child("namespaces").Index(i),
-					fmt.Sprintf("%q is not a valid namespace name: %s", ns, strings.Join(msgs, "; ")))
-			}
+	for _, i := range b.uniqueStrings(r, path.Child("namespaces"), in.Namespaces, "namespace") {
+		ns := in.Namespaces[i]
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			b.fail(r, path.Child("namespaces").Index(i),
+				fmt.Sprintf("%q is not a valid namespace name: %s", ns, strings.Join(msgs, "; ")))
 		}
 	}
 	a.NamespaceNames = slices.Sorted(slices.Values(slices.Clone(in.Namespaces)))
