@@ -1,7 +1,9 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -197,41 +199,120 @@ func (b *builder) communities(r ref, in []string, cs communitySet) []Community {
 }
 
 // checkBGPAdvertisementSets applies the rules between advertisements:
-// no two identical ones, and one LOCAL_PREF per route.
+// no two identical ones, and one LOCAL_PREF per route. It indexes the
+// advertisements instead of comparing every pair: the webhook runs it on
+// the whole set, twice per request.
 func (b *builder) checkBGPAdvertisementSets(ads []*BGPAdvertisement, pools []*Pool) {
 	spec := field.NewPath("spec")
-	for j, q := range ads {
-		r := ref{kind: KindBGPAdvertisement, namespace: b.r.Namespace, name: q.Name}
-		for _, p := range ads[:j] {
-			if adKey(p) == adKey(q) {
-				b.fail(r, spec, fmt.Sprintf("identical to BGPAdvertisement %q; remove one of them", p.Name))
-				continue
+	refOf := func(a *BGPAdvertisement) ref {
+		return ref{kind: KindBGPAdvertisement, namespace: b.r.Namespace, name: a.Name}
+	}
+
+	// Identical ones: the first by name keeps its meaning, the others are
+	// refused and take no part in the localPref rule (the first carries it).
+	first := make(map[string]string, len(ads))
+	var kept []int
+	for i, a := range ads {
+		k := adKey(a)
+		if p, dup := first[k]; dup {
+			b.fail(refOf(a), spec, fmt.Sprintf("identical to BGPAdvertisement %q; remove one of them", p))
+			continue
+		}
+		first[k] = a.Name
+		kept = append(kept, i)
+	}
+
+	// Two advertisements can only put different LOCAL_PREFs on one route if
+	// they announce a pool of theirs with the same aggregation length, so
+	// only the members of such a group are compared, and only when the
+	// group holds more than one localPref. With service selectors the two
+	// may never meet on one Service; the speaker checks that at
+	// announcement time.
+	type group struct {
+		pool   string
+		v6     bool
+		length int
+	}
+	members := map[group][]int{}
+	for _, i := range kept {
+		a := ads[i]
+		if len(a.ServiceSelectors) > 0 {
+			continue
+		}
+		for _, name := range a.Pools {
+			pool := findPool(pools, name)
+			if hasFamily(pool, false) {
+				g := group{name, false, a.AggregationLength}
+				members[g] = append(members[g], i)
 			}
-			if p.LocalPref == q.LocalPref || len(p.ServiceSelectors) > 0 || len(q.ServiceSelectors) > 0 {
-				// With service selectors the two may never meet on one
-				// Service; the speaker checks that at announcement time.
-				continue
+			if hasFamily(pool, true) {
+				g := group{name, true, a.AggregationLengthV6}
+				members[g] = append(members[g], i)
 			}
-			if !peersOverlap(p.Peers, q.Peers) || !b.nodesOverlap(p.NodeSelectors, q.NodeSelectors) {
-				continue
-			}
-			for _, name := range q.Pools {
-				if !p.HasPool(name) {
+		}
+	}
+	groups := slices.SortedFunc(maps.Keys(members), func(x, y group) int {
+		return cmp.Or(cmp.Compare(x.pool, y.pool), cmp.Compare(boolInt(x.v6), boolInt(y.v6)), cmp.Compare(x.length, y.length))
+	})
+	covers := map[int]nodeCover{}
+	cover := func(i int) nodeCover {
+		c, ok := covers[i]
+		if !ok {
+			c = b.nodeCover(ads[i].NodeSelectors)
+			covers[i] = c
+		}
+		return c
+	}
+	// conflicts maps a pair (later, earlier) to the first pool by name on
+	// which they conflict, which the message names.
+	conflicts := map[[2]int]string{}
+	for _, g := range groups {
+		byPref := map[uint32][]int{}
+		for _, i := range members[g] {
+			byPref[ads[i].LocalPref] = append(byPref[ads[i].LocalPref], i)
+		}
+		if len(byPref) < 2 {
+			continue
+		}
+		for _, j := range members[g] {
+			q := ads[j]
+			for pref, earlier := range byPref {
+				if pref == q.LocalPref {
 					continue
 				}
-				pool := findPool(pools, name)
-				if (hasFamily(pool, false) && p.AggregationLength == q.AggregationLength) ||
-					(hasFamily(pool, true) && p.AggregationLengthV6 == q.AggregationLengthV6) {
-					b.fail(r, spec.Child("localPref"), fmt.Sprintf(
-						"localPref %d differs from BGPAdvertisement %q's %d, but both announce pool %q with the same aggregation length "+
-							"to the same peers from the same nodes, and a route carries one LOCAL_PREF; use the same localPref, "+
-							"or separate them by peers, nodeSelectors or aggregation length",
-						q.LocalPref, p.Name, p.LocalPref, name))
-					break
+				for _, i := range earlier {
+					if i >= j {
+						break
+					}
+					pair := [2]int{j, i}
+					if _, done := conflicts[pair]; done {
+						continue
+					}
+					if peersOverlap(ads[i].Peers, q.Peers) && cover(i).overlaps(cover(j)) {
+						conflicts[pair] = g.pool
+					}
 				}
 			}
 		}
 	}
+	pairs := slices.SortedFunc(maps.Keys(conflicts), func(x, y [2]int) int {
+		return cmp.Or(cmp.Compare(x[0], y[0]), cmp.Compare(x[1], y[1]))
+	})
+	for _, pair := range pairs {
+		q, p := ads[pair[0]], ads[pair[1]]
+		b.fail(refOf(q), spec.Child("localPref"), fmt.Sprintf(
+			"localPref %d differs from BGPAdvertisement %q's %d, but both announce pool %q with the same aggregation length "+
+				"to the same peers from the same nodes, and a route carries one LOCAL_PREF; use the same localPref, "+
+				"or separate them by peers, nodeSelectors or aggregation length",
+			q.LocalPref, p.Name, p.LocalPref, conflicts[pair]))
+	}
+}
+
+func boolInt(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 // adKey is an advertisement's meaning as text, for spotting identical ones.

@@ -231,23 +231,51 @@ func objects[T any](b *builder, kind string, in []T, meta func(*T) *metav1.Objec
 	return kept
 }
 
-// nodesOverlap reports whether two nodeSelectors lists can select the same
-// node: when either is empty (every node, including nodes not yet
-// created), when a known node matches both, or when they share a selector.
-func (b *builder) nodesOverlap(x, y []labels.Selector) bool {
-	if len(x) == 0 || len(y) == 0 {
+// nodeCover is what a nodeSelectors list covers, worked out once so that
+// comparing two lists is cheap: the rules between objects compare many
+// pairs.
+type nodeCover struct {
+	// all: the list is empty, so every node, including nodes not yet
+	// created.
+	all bool
+	// known has bit i set when the list selects b.r.Nodes[i].
+	known []uint64
+	// selectors are the canonical texts of the selectors, sorted.
+	selectors []string
+}
+
+func (b *builder) nodeCover(sels []labels.Selector) nodeCover {
+	if len(sels) == 0 {
+		return nodeCover{all: true}
+	}
+	c := nodeCover{known: make([]uint64, (len(b.r.Nodes)+63)/64)}
+	for i, n := range b.r.Nodes {
+		if matchesAny(sels, n.Labels) {
+			c.known[i/64] |= 1 << (i % 64)
+		}
+	}
+	for _, s := range sels {
+		c.selectors = append(c.selectors, s.String())
+	}
+	slices.Sort(c.selectors)
+	return c
+}
+
+// overlaps reports whether two nodeSelectors lists can select the same
+// node: when either is empty, when a known node matches both, or when they
+// share a selector.
+func (c nodeCover) overlaps(d nodeCover) bool {
+	if c.all || d.all {
 		return true
 	}
-	for _, n := range b.r.Nodes {
-		if matchesAny(x, n.Labels) && matchesAny(y, n.Labels) {
+	for i := range c.known {
+		if c.known[i]&d.known[i] != 0 {
 			return true
 		}
 	}
-	for _, s := range x {
-		for _, t := range y {
-			if s.String() == t.String() {
-				return true
-			}
+	for _, s := range c.selectors {
+		if _, ok := slices.BinarySearch(d.selectors, s); ok {
+			return true
 		}
 	}
 	return false

@@ -345,10 +345,14 @@ func (b *builder) peerPassword(r ref, s *v1beta2.BGPPeerSpec, p *Peer) {
 // local AS per node (the node runs one BGP speaker).
 func (b *builder) checkPeerSets(peers []*Peer) {
 	spec := field.NewPath("spec")
+	covers := make([]nodeCover, len(peers))
+	for i, p := range peers {
+		covers[i] = b.nodeCover(p.NodeSelectors)
+	}
 	for j, q := range peers {
 		r := ref{kind: KindBGPPeer, namespace: b.r.Namespace, name: q.Name}
-		for _, p := range peers[:j] {
-			if !b.nodesOverlap(p.NodeSelectors, q.NodeSelectors) {
+		for i, p := range peers[:j] {
+			if !covers[i].overlaps(covers[j]) {
 				continue
 			}
 			sameTarget := (p.Interface != "" && p.Interface == q.Interface) ||
