@@ -5,7 +5,6 @@
 package manifest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -102,12 +101,19 @@ func splitDocuments(file int, data []byte) []document {
 		cur.Reset()
 		start = 0
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
+	// Lines are cut by hand rather than with a bufio.Scanner: a line past a
+	// Scanner's buffer would end the file there, and no valid document can
+	// be refused for the length of a line.
 	n := 0
-	for sc.Scan() {
+	for rest := data; len(rest) > 0; {
+		raw := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			raw, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
 		n++
-		line := sc.Text()
+		line := string(bytes.TrimSuffix(raw, []byte("\r")))
 		if n == 1 {
 			line = strings.TrimPrefix(line, "\ufeff")
 		}

@@ -185,6 +185,10 @@ func (s *set) warn(d document, kind, name, msg string) {
 
 // document decodes one document, which may be a v1 List.
 func (s *set) document(d document) {
+	if msg, kind, name := aliasProblem(d.data); msg != "" {
+		s.fail(d, kind, name, msg)
+		return
+	}
 	var tm typeMeta
 	if err := yaml.Unmarshal(d.data, &tm); err != nil {
 		s.fail(d, "", "", "not a valid YAML object: "+cleanDecodeError(err))
@@ -192,24 +196,25 @@ func (s *set) document(d document) {
 	}
 	if tm.APIVersion == "v1" && tm.Kind == "List" {
 		for _, item := range tm.Items {
-			s.object(d, item)
+			var itm typeMeta
+			if err := yaml.Unmarshal(item, &itm); err != nil {
+				s.fail(d, "", "", "not a valid YAML object: "+cleanDecodeError(err))
+				continue
+			}
+			s.object(d, item, itm)
 		}
 		return
 	}
-	s.object(d, d.data)
+	s.object(d, d.data, tm)
 }
 
 // Status kinds are written by Herald itself; a manifest may hold them (a
 // `kubectl get -o yaml` dump) and they say nothing about the configuration.
 var statusKinds = map[string]bool{"ServiceL2Status": true, "ServiceBGPStatus": true, "ConfigurationState": true}
 
-// object decodes one object and adds it to the set.
-func (s *set) object(d document, data []byte) {
-	var tm typeMeta
-	if err := yaml.Unmarshal(data, &tm); err != nil {
-		s.fail(d, "", "", "not a valid YAML object: "+cleanDecodeError(err))
-		return
-	}
+// object decodes one object, whose type and name tm holds, and adds it to
+// the set.
+func (s *set) object(d document, data []byte, tm typeMeta) {
 	name := tm.Metadata.Name
 	if tm.APIVersion == "" || tm.Kind == "" {
 		s.fail(d, tm.Kind, name, "the document has no apiVersion or kind; every object needs both")
