@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -25,12 +24,11 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"sigs.k8s.io/yaml"
+
+	"github.com/herald-lb/herald/internal/seeds"
 )
 
-const (
-	crdDir   = "../config/crd/bases"
-	seedGlob = "../../shared/seeds/manifests/*.yaml"
-)
+const crdDir = "../config/crd/bases"
 
 // loadCRDs reads every generated CRD, keyed by kind.
 func loadCRDs(t *testing.T) map[string]*apiextensionsv1.CustomResourceDefinition {
@@ -310,39 +308,30 @@ func decode(doc []byte) (map[string]any, error) {
 // seed manifests: all must be accepted. Semantic checks (such as the "*"
 // label value in 001) belong to Herald's webhook, not the schema.
 func TestSeedManifests(t *testing.T) {
-	files, err := filepath.Glob(seedGlob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Skipf("no seed manifests at %s", seedGlob)
-	}
+	// ForTest fails without the seeds: a test that skipped could not fail.
+	files := seeds.ForTest(t, "..")
 	c := schemaChecker{crds: loadCRDs(t)}
 	checked := 0
 	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+		r := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(f.Raw)))
 		for i := 0; ; i++ {
 			doc, err := r.Read()
 			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
-				t.Fatalf("%s: %v", f, err)
+				t.Fatalf("%s: %v", f.Name, err)
 			}
 			obj, err := decode(doc)
 			if err != nil {
-				t.Fatalf("%s document %d: %v", f, i, err)
+				t.Fatalf("%s document %d: %v", f.Name, i, err)
 			}
 			apiVersion, _ := obj["apiVersion"].(string)
 			if !strings.HasPrefix(apiVersion, "metallb.io/") {
 				continue
 			}
 			checked++
-			name := filepath.Base(f) + "/" + obj["kind"].(string)
+			name := f.Name + "/" + obj["kind"].(string)
 			if _, errs := c.check(t, obj, nil); len(errs) > 0 {
 				t.Errorf("%s (document %d) rejected by the schema:\n%v", name, i, errs.ToAggregate())
 			}

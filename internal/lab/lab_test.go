@@ -87,12 +87,20 @@ func requireLab(t *testing.T) string {
 		missing = append(missing, "KUBEBUILDER_ASSETS (hack/testenv.sh)")
 	}
 	if len(missing) > 0 {
-		if os.Getenv("HERALD_REQUIRE_NETNS") != "" {
-			t.Fatalf("the lab needs %s", strings.Join(missing, ", "))
-		}
-		t.Skipf("the lab needs %s (HERALD_REQUIRE_NETNS=1 turns this skip into a failure)", strings.Join(missing, ", "))
+		unavailable(t, "the lab needs %s", strings.Join(missing, ", "))
 	}
 	return assets
+}
+
+// unavailable skips a test that cannot run here, or fails it when
+// HERALD_REQUIRE_NETNS is set (make test), where no lab test may be lost.
+func unavailable(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("HERALD_REQUIRE_NETNS") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg + " (HERALD_REQUIRE_NETNS=1 turns this skip into a failure)")
 }
 
 func netnsList(t *testing.T) []string {

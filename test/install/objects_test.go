@@ -1,8 +1,7 @@
 package install
 
 import (
-	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,6 +11,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/herald-lb/herald/internal/controller"
+	"github.com/herald-lb/herald/internal/seeds"
 )
 
 // TestWebhookConfigurationMatchesController: the chart renders the
@@ -53,12 +53,14 @@ func TestWebhookConfigurationMatchesController(t *testing.T) {
 func TestConfigMirrorsSeeds(t *testing.T) {
 	rendered := objects(t, render(t, fullValues()))
 	seen := map[string]bool{}
+	// ForTest fails without the seeds: a test that skipped could not fail.
+	files := seeds.ForTest(t, root)
 	for _, seed := range []string{"004-talos-multiple-pools.yaml", "002-bgp-flux-helm.yaml"} {
-		data, err := os.ReadFile(filepath.Join(root, "..", "shared", "seeds", "manifests", seed))
-		if err != nil {
-			t.Skipf("seed manifests not beside the checkout: %v", err)
+		i := slices.IndexFunc(files, func(f seeds.File) bool { return f.Name == seed })
+		if i < 0 {
+			t.Fatalf("seed %s not found", seed)
 		}
-		for _, want := range objects(t, string(data)) {
+		for _, want := range objects(t, files[i].Raw) {
 			if !strings.HasPrefix(want.GetAPIVersion(), "metallb.io/") {
 				continue
 			}
