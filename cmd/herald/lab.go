@@ -1,3 +1,10 @@
+//go:build lab
+
+// The lab's subcommands run envtest's control plane, so they are compiled
+// into the lab's own build only (`make lab`: go build -tags lab), never into
+// the binary that ships: envtest's package init needs a writable folder,
+// which a read-only root filesystem does not have.
+
 package main
 
 import (
@@ -15,17 +22,16 @@ import (
 	"github.com/herald-lb/herald/internal/lab"
 )
 
-func labCommand() command {
-	return command{
-		summary: "run Herald on a LAN of network namespaces and show a failover (root; make lab)",
-		run:     runLab,
-	}
-}
-
-func labDownCommand() command {
-	return command{
-		summary: "remove what a killed `herald lab` left behind (namespaces, processes, files)",
-		run:     runLabDown,
+func labCommands() map[string]command {
+	return map[string]command{
+		"lab": {
+			summary: "run Herald on a LAN of network namespaces and show a failover (root; make lab)",
+			run:     runLab,
+		},
+		"lab-down": {
+			summary: "remove what a killed `herald lab` left behind (namespaces, processes, files)",
+			run:     runLabDown,
+		},
 	}
 }
 
@@ -38,7 +44,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		nodes  = fs.Int("nodes", 3, "number of nodes (1-9)")
 		hold   = fs.Bool("hold", false, "keep the lab running after the demo, until Ctrl-C")
 		logs   = fs.String("logs", "", "keep the controller's and speakers' logs in this folder")
-		herald = fs.String("herald", "", "herald binary for the controller and speakers (default: this one)")
+		herald = fs.String("herald", "", "herald binary for the controller and speakers (make lab passes bin/herald, the one that ships; default: this one)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err

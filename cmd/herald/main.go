@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"sort"
@@ -22,10 +23,8 @@ type command struct {
 }
 
 func commands() map[string]command {
-	return map[string]command{
+	cmds := map[string]command{
 		"controller": controllerCommand(),
-		"lab":        labCommand(),
-		"lab-down":   labDownCommand(),
 		"status":     statusCommand(),
 		"speaker":    speakerCommand(),
 		"validate":   validateCommand(),
@@ -37,6 +36,8 @@ func commands() map[string]command {
 			},
 		},
 	}
+	maps.Copy(cmds, labCommands())
+	return cmds
 }
 
 func usage(w io.Writer) {
