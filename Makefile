@@ -7,7 +7,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X github.com/herald-lb/herald/internal/version.Version=$(VERSION) -X github.com/herald-lb/herald/internal/version.Commit=$(COMMIT)
 GO      ?= go
 
-.PHONY: all build generate verify-generated testenv test test-unit vet fuzz clean help
+.PHONY: all build generate verify-generated testenv testenv-nodes test test-unit vet fuzz clean help
 
 all: build
 
@@ -23,6 +23,9 @@ generate: ## regenerate deepcopy code and CRDs with controller-gen
 
 testenv: ## build (once) and print the kube-apiserver/etcd/kubectl folder for KUBEBUILDER_ASSETS
 	@hack/testenv.sh
+
+testenv-nodes: ## build (once) and print the kubelet/kube-proxy/scheduler/controller-manager folder for HERALD_NODE_ASSETS
+	@hack/testenv.sh nodes
 
 vet:
 	$(GO) vet ./...

@@ -5,9 +5,18 @@
 #
 #   export KUBEBUILDER_ASSETS=$(hack/testenv.sh)
 #
+# With the argument "nodes" it does the same for what the lab's real nodes
+# run (kubelet, kube-proxy, kube-scheduler, kube-controller-manager), from the
+# same module and flags, into a folder of their own beside the control plane:
+#
+#   export HERALD_NODE_ASSETS=$(hack/testenv.sh nodes)
+#
 # Binaries are built rather than downloaded because the Go module proxy is the
 # only thing our machines and CI can reach. The first run takes 5-7 minutes on
 # 2 cores; later runs find the folder and return in a second.
+#
+# The node binaries add about 8 minutes cold (they share most of the build
+# cache with the control plane) and a second warm.
 #
 # Environment:
 #   HERALD_CACHE         cache root (default $HOME/.cache/herald)
@@ -29,18 +38,41 @@ if [[ ! $k8s =~ ^v1\.([0-9]+)\.[0-9]+$ || -z $etcd ]]; then
 fi
 k8s_minor=${BASH_REMATCH[1]}
 
+mode=${1:-control-plane}
+case $mode in
+control-plane | nodes) ;;
+*)
+	log "usage: $0 [nodes]"
+	exit 2
+	;;
+esac
+
 cache="${HERALD_CACHE:-${HOME:?HOME or HERALD_CACHE must be set}/.cache/herald}/testenv"
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
-dir="$cache/k8s-$k8s-etcd-$etcd"
 
-# healthy DIR: all three binaries are there, run, and are the pinned versions.
-healthy() {
-	local d=$1 out
-	out=$("$d/kube-apiserver" --version 2>&1) && [[ $out == "Kubernetes $k8s" ]] &&
-		out=$("$d/etcd" --version 2>&1) && [[ $out == *"etcd Version: ${etcd#v}"* ]] &&
-		out=$("$d/kubectl" version --client 2>&1) && [[ $out == *"Client Version: $k8s"* ]]
-} 2>/dev/null
+# healthy DIR: all binaries are there, run, and are the pinned versions.
+if [[ $mode == nodes ]]; then
+	dir="$cache/nodes-k8s-$k8s"
+	binaries=(kubelet kube-proxy kube-scheduler kube-controller-manager)
+	packages=("${binaries[@]/#/k8s.io/kubernetes/cmd/}")
+	healthy() {
+		local d=$1 b out
+		for b in "${binaries[@]}"; do
+			out=$("$d/$b" --version 2>&1) && [[ $out == "Kubernetes $k8s" ]] || return 1
+		done
+	} 2>/dev/null
+else
+	dir="$cache/k8s-$k8s-etcd-$etcd"
+	binaries=(kube-apiserver etcd kubectl)
+	packages=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl go.etcd.io/etcd/server/v3)
+	healthy() {
+		local d=$1 out
+		out=$("$d/kube-apiserver" --version 2>&1) && [[ $out == "Kubernetes $k8s" ]] &&
+			out=$("$d/etcd" --version 2>&1) && [[ $out == *"etcd Version: ${etcd#v}"* ]] &&
+			out=$("$d/kubectl" version --client 2>&1) && [[ $out == *"Client Version: $k8s"* ]]
+	} 2>/dev/null
+fi
 
 if healthy "$dir"; then
 	printf '%s\n' "$dir"
@@ -48,7 +80,8 @@ if healthy "$dir"; then
 fi
 
 # Serialise concurrent runs (two test targets started at once): the second
-# waits and then finds the first one's result.
+# waits and then finds the first one's result. Both modes share the lock, so
+# only one Kubernetes build runs at a time.
 locked=false
 if command -v flock >/dev/null; then
 	exec 9>"$cache/.lock"
@@ -73,7 +106,7 @@ tmp=$(mktemp -d "$cache/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
-log "building kube-apiserver and kubectl $k8s, etcd $etcd (takes several minutes)"
+log "building ${binaries[*]} ($k8s, etcd $etcd; takes several minutes)"
 start=$SECONDS
 
 # Stamp the version the way Kubernetes' own release build does: the API server
@@ -95,18 +128,17 @@ done
 		-tags=selinux,notest,grpcnotrace \
 		-ldflags="$ldflags" \
 		-o "$tmp/" \
-		k8s.io/kubernetes/cmd/kube-apiserver \
-		k8s.io/kubernetes/cmd/kubectl \
-		go.etcd.io/etcd/server/v3
+		"${packages[@]}"
 ) >&2
 # go build names a /v3 package after the element before the version suffix.
-mv "$tmp/server" "$tmp/etcd"
+if [[ -e $tmp/server ]]; then
+	mv "$tmp/server" "$tmp/etcd"
+fi
 chmod 0755 "$tmp"
 
 if ! healthy "$tmp"; then
 	log "built binaries do not report the expected versions:"
-	for b in kube-apiserver etcd; do "$tmp/$b" --version >&2 || true; done
-	"$tmp/kubectl" version --client >&2 || true
+	for b in "${binaries[@]}"; do "$tmp/$b" --version >&2 || true; done
 	exit 1
 fi
 
