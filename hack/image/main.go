@@ -32,8 +32,11 @@ import (
 )
 
 // nobody is the user the image runs as: Herald needs no file it does not
-// bring, and the speaker's raw-socket and netlink rights come from the
-// capabilities the Pod grants, not from being root.
+// bring, and the controller needs no privilege. The speaker's Pod runs it as
+// root instead, with every capability dropped but NET_RAW: a non-root
+// process gets no effective capability from the Pod's `add` (no ambient
+// capabilities in Kubernetes), and file capabilities would not survive
+// allowPrivilegeEscalation: false (no_new_privs).
 const nobody = "65534:65534"
 
 type options struct {

@@ -56,6 +56,20 @@ func render(t *testing.T, valuesFiles ...string) string {
 	return chartTool(t, args...)
 }
 
+// eachValues runs check on the chart rendered with the default values and
+// with full-values.yaml.
+func eachValues(t *testing.T, check func(t *testing.T, objs []*unstructured.Unstructured)) {
+	for _, tc := range []struct {
+		name  string
+		files []string
+	}{
+		{"defaults", nil},
+		{"full values", []string{fullValues()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { check(t, objects(t, render(t, tc.files...))) })
+	}
+}
+
 // objects parses a multi-document YAML stream, skipping empty documents.
 func objects(t *testing.T, manifest string) []*unstructured.Unstructured {
 	t.Helper()
@@ -219,9 +233,6 @@ func TestDefaultWorkloads(t *testing.T) {
 	sc = c["securityContext"].(map[string]any)
 	if sc["readOnlyRootFilesystem"] != true || fmt.Sprint(sc["capabilities"]) != "map[add:[NET_RAW] drop:[ALL]]" {
 		t.Errorf("speaker securityContext = %v", sc)
-	}
-	if pdb := find(objs, "PodDisruptionBudget", "speaker"); pdb == nil || fmt.Sprint(pdb.Object["spec"].(map[string]any)["maxUnavailable"]) != "1" {
-		t.Errorf("speaker PodDisruptionBudget missing or not maxUnavailable 1: %v", pdb)
 	}
 	for _, kind := range []string{"ServiceMonitor", "PodMonitor", "PrometheusRule", "ConfigMap", "NetworkPolicy"} {
 		for _, o := range objs {

@@ -30,8 +30,10 @@ app: metallb
 component: {{ .component }}
 {{- end -}}
 
+{{/* Images are tagged with the release's git tag, v<appVersion>, which is
+     what `make image` names them (VERSION, from git describe). */}}
 {{- define "herald.image" -}}
-{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default (printf "v%s" (trimPrefix "v" .Chart.AppVersion)) }}
 {{- end -}}
 
 {{- define "herald.controllerServiceAccount" -}}
