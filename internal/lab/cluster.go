@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"net/url"
@@ -46,6 +45,11 @@ func (l *Lab) startControlPlane() error {
 	}
 	api := &envtest.APIServer{CertDir: certDir}
 	api.Configure().Set("service-cluster-ip-range", serviceCIDRs)
+	if l.opts.Cluster != nil {
+		if err := l.configureClusterAPI(api, certDir); err != nil {
+			return err
+		}
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: l.opts.Assets,
 		CRDDirectoryPaths:     []string{l.opts.CRDs},
@@ -93,17 +97,25 @@ func (l *Lab) startControlPlane() error {
 // The API server's certificate is for that address, so TLS just works.
 func (l *Lab) startForwarders() error {
 	for _, n := range l.nodes {
-		var ln net.Listener
-		err := inNetns(n.ns, func() (err error) {
-			ln, err = net.Listen("tcp", l.apiAddr)
+		if err := l.listenForward(n, l.apiAddr); err != nil {
 			return err
-		})
-		if err != nil {
-			return fmt.Errorf("%s: API forwarder: %w", n.Namespace, err)
 		}
-		l.onClose(func() error { ln.Close(); return nil })
-		go l.forward(ln)
 	}
+	return nil
+}
+
+// listenForward relays connections to addr inside node n to the API server.
+func (l *Lab) listenForward(n *member, addr string) error {
+	var ln net.Listener
+	err := inNetns(n.ns, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s: API forwarder on %s: %w", n.Namespace, addr, err)
+	}
+	l.onClose(func() error { ln.Close(); return nil })
+	go l.forward(ln)
 	return nil
 }
 
@@ -121,21 +133,7 @@ func (l *Lab) forward(ln net.Listener) {
 				return
 			}
 			defer up.Close()
-			done := make(chan struct{}, 2)
-			relay := func(dst, src net.Conn) {
-				_, _ = io.Copy(dst, src)
-				if tc, ok := dst.(*net.TCPConn); ok {
-					_ = tc.CloseWrite()
-				}
-				done <- struct{}{}
-			}
-			go relay(up, c)
-			go relay(c, up)
-			select {
-			case <-done:
-				<-done
-			case <-l.ctx.Done():
-			}
+			relay(l.ctx, c, up)
 		}()
 	}
 }

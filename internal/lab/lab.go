@@ -106,12 +106,18 @@ type Options struct {
 	RouterBFD bool
 	// RouterPassword, if set, is the TCP MD5 password of the router's sessions.
 	RouterPassword string
+
+	// Cluster, if set, makes the nodes real Kubernetes nodes (see
+	// nodes.go) and starts no herald process: Herald is installed as Pods.
+	Cluster *ClusterOptions
 }
 
-// DefaultSpeakerArgs runs `herald speaker` as node n.
+// DefaultSpeakerArgs runs `herald speaker` as node n. Its /metrics are
+// plain HTTP, explicitly: only the lab's own namespaces reach them, and the
+// tests and benchmarks scrape them without a token.
 func DefaultSpeakerArgs(kubeconfig string, n Node) []string {
 	return []string{"speaker", "--kubeconfig", kubeconfig, "--node-name", n.Name,
-		"--namespace", HeraldNamespace, "--ml-bind-addr", n.IPv4.String()}
+		"--namespace", HeraldNamespace, "--ml-bind-addr", n.IPv4.String(), "--metrics-secure=false"}
 }
 
 // DefaultControllerArgs runs `herald controller` with no listeners of its
@@ -189,6 +195,9 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	if opts.NodeASN == 0 {
 		opts.NodeASN = DefaultNodeASN
 	}
+	if opts.Cluster != nil {
+		opts.NoController, opts.NoSpeakers = true, true
+	}
 	if err := preflight(ctx, opts); err != nil {
 		return nil, err
 	}
@@ -240,6 +249,11 @@ func preflight(ctx context.Context, opts Options) error {
 	}
 	if opts.Router {
 		if err := routerPreflight(); err != nil {
+			return err
+		}
+	}
+	if opts.Cluster != nil {
+		if err := clusterPreflight(opts.Cluster); err != nil {
 			return err
 		}
 	}
@@ -325,6 +339,9 @@ func (l *Lab) start(ctx context.Context) error {
 	l.opts.Log.Info("control plane and LAN up", "api", l.apiAddr, "id", l.id)
 	if err := l.startForwarders(); err != nil {
 		return err
+	}
+	if l.opts.Cluster != nil {
+		return l.startNodes(ctx)
 	}
 	if err := l.seedCluster(ctx); err != nil {
 		return err

@@ -152,6 +152,9 @@ func removeLab(ctx context.Context, st labState, rep *DownReport) error {
 	if st.Dir != "" {
 		rep.Killed = append(rep.Killed, killMentioning(st.Dir+string(filepath.Separator))...)
 	}
+	if err := removeNodeLeftovers(st.ID, st.Dir); err != nil {
+		errs = append(errs, err)
+	}
 	for _, ns := range st.Namespaces {
 		if _, err := os.Stat(namespacePath(ns)); err != nil {
 			continue
