@@ -34,12 +34,13 @@ vet:
 test-unit: ## unit tests only: tests that need the control plane skip themselves
 	$(GO) test -count=1 ./...
 
-# The control plane is built by hack/testenv.sh when missing; HERALD_REQUIRE_ENVTEST
-# turns the integration tests' skip into a failure, so `make test` cannot pass
+# The control plane and the lab's node binaries are built by hack/testenv.sh
+# when missing; HERALD_REQUIRE_ENVTEST and HERALD_REQUIRE_NETNS turn the
+# integration and lab tests' skip into a failure, so `make test` cannot pass
 # without them having run.
-test: vet ## everything: unit tests, tests against a real kube-apiserver and etcd, the lab's end-to-end tests, the image tool
-	assets="$$(hack/testenv.sh)"; \
-	KUBEBUILDER_ASSETS="$$assets" HERALD_REQUIRE_ENVTEST=1 HERALD_REQUIRE_NETNS=1 $(GO) test -count=1 -timeout 20m ./...
+test: vet ## everything: unit tests, tests against a real kube-apiserver and etcd, the lab's end-to-end tests (also on real nodes), the image tool
+	assets="$$(hack/testenv.sh)"; nodes="$$(hack/testenv.sh nodes)"; \
+	KUBEBUILDER_ASSETS="$$assets" HERALD_NODE_ASSETS="$$nodes" HERALD_REQUIRE_ENVTEST=1 HERALD_REQUIRE_NETNS=1 $(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory test-image
 
 fuzz: ## run each fuzz target briefly
