@@ -124,12 +124,10 @@ func (b *bench) gracefulHandovers(ctx context.Context, addr netip.Addr, owner st
 		}
 		samples := probe.Stop()
 		r.requests = len(samples)
-		for _, s := range samples {
-			if s.Err != nil {
-				r.failed++
-				r.failures = append(r.failures, fmt.Sprintf("request started at %+d ms, failed at %+d ms: %v",
-					s.Start.Sub(termed).Milliseconds(), s.End.Sub(termed).Milliseconds(), s.Err))
-			}
+		for _, s := range lab.Failed(samples) {
+			r.failed++
+			r.failures = append(r.failures, fmt.Sprintf("request started at %+d ms, failed at %+d ms: %v",
+				s.Start.Sub(termed).Milliseconds(), s.End.Sub(termed).Milliseconds(), s.Err))
 		}
 		r.gap = lab.LongestOutage(samples)
 		var ok bool

@@ -291,6 +291,19 @@ func Failover(samples []Sample, since time.Time, from string) (d time.Duration, 
 	return first.End.Sub(since), first.Node, true
 }
 
+// Failed returns the samples whose request failed, whatever the error: a
+// connection reset while the address moves is as much a failed request for
+// the user as a timeout, so tests and benchmarks count them alike.
+func Failed(samples []Sample) []Sample {
+	var out []Sample
+	for _, s := range samples {
+		if s.Err != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // LongestOutage is the longest time between two consecutive answers.
 func LongestOutage(samples []Sample) time.Duration {
 	var ends []time.Time
