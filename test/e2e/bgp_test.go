@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -225,12 +226,117 @@ func TestBGP(t *testing.T) {
 		if err := l.StopSpeaker("node1", 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "node1's next hop gone", 10*time.Second, func() (bool, string) {
+		// The speaker sends a Cease first thing on SIGTERM: the benchmark
+		// measures about 80 ms; a bound of 2 s still catches a withdrawal
+		// left to the hold timer (9 s with FRR's datacenter profile).
+		eventually(t, "node1's next hop gone", gracefulWithdrawalBound, func() (bool, string) {
 			hops, err := l.RouterRoutes(ctx, host)
 			return err == nil && len(hops) == 2, fmt.Sprintf("%v %v", hops, err)
 		})
 		t.Logf("node1 withdrawn %s after SIGTERM (including the speaker's shutdown)", time.Since(start))
 	})
+}
+
+const (
+	// gracefulWithdrawalBound: SIGTERM to the router's kernel route losing
+	// the node's next hop.
+	gracefulWithdrawalBound = 2 * time.Second
+	// bfdWithdrawalBound: a dead node's next hop must go within this of
+	// the failure with BFD at 100 ms x 3 (0.3 s to detect); the hold timer
+	// (9 s) would take far longer.
+	bfdWithdrawalBound = 1500 * time.Millisecond
+)
+
+// TestBFDWithdrawal: a node is lost (its link cut, then its speaker killed
+// with SIGKILL, so it says nothing on the way out). With BFD at 100 ms x 3
+// on both sides, the router must remove that node's next hop from its
+// kernel route within bfdWithdrawalBound of the failure, sampled every few
+// milliseconds; the other next hops stay.
+func TestBFDWithdrawal(t *testing.T) {
+	l := startBareLab(t, func(o *lab.Options) { o.Router, o.RouterBFD = true, true })
+	ctx := ctxT(t, 3*time.Minute)
+	nodes := l.Nodes()
+	// FRR: a 100 ms profile on every session to the nodes.
+	conf := []string{"configure terminal", "bfd", "profile fast", "receive-interval 100", "transmit-interval 100",
+		"detect-multiplier 3", "exit", "exit", fmt.Sprintf("router bgp %d", lab.DefaultRouterASN)}
+	for _, n := range nodes {
+		conf = append(conf, fmt.Sprintf("neighbor %s bfd profile fast", n.IPv4), fmt.Sprintf("neighbor %s bfd profile fast", n.IPv6))
+	}
+	if out, err := l.Vtysh(ctx, strings.Join(conf, "\n")); err != nil {
+		t.Fatalf("router BFD profile: %v\n%s", err, out)
+	}
+	// Herald: the same in the BFDProfile the lab's BGPPeers name.
+	profile := "kind: BFDProfile\nmetadata:\n  name: router\n  namespace: " + lab.HeraldNamespace + "\n"
+	cfg := l.RouterBGPConfig()
+	if !strings.Contains(cfg, profile) {
+		t.Fatalf("no BFDProfile router in:\n%s", cfg)
+	}
+	cfg = strings.Replace(cfg, profile, profile+"spec: {receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3}\n", 1)
+	if err := l.Apply(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	addrs := service(t, l, lab.Service{Name: "bfd"})
+	host := netip.PrefixFrom(addrs[0], 32)
+	if _, err := l.WaitRouterRoutes(ctx, host, 3); err != nil {
+		t.Fatal(err)
+	}
+	victim := nodes[0]
+	eventually(t, "BFD up at 100 ms x 3 both ways with "+victim.Name, 30*time.Second, func() (bool, string) {
+		out, err := l.Vtysh(ctx, "show bfd peers json")
+		if err != nil {
+			return false, err.Error()
+		}
+		var peers []struct {
+			Peer             string `json:"peer"`
+			Status           string `json:"status"`
+			Multiplier       int    `json:"detect-multiplier"`
+			RemoteMultiplier int    `json:"remote-detect-multiplier"`
+			Receive          int    `json:"receive-interval"`
+			Transmit         int    `json:"transmit-interval"`
+			RemoteReceive    int    `json:"remote-receive-interval"`
+			RemoteTransmit   int    `json:"remote-transmit-interval"`
+		}
+		if err := json.Unmarshal([]byte(out), &peers); err != nil {
+			return false, err.Error()
+		}
+		for _, p := range peers {
+			if p.Peer == victim.IPv4.String() {
+				ok := p.Status == "up" && p.Multiplier == 3 && p.RemoteMultiplier == 3 && p.Receive == 100 && p.Transmit == 100 &&
+					p.RemoteReceive == 100 && p.RemoteTransmit == 100
+				return ok, fmt.Sprintf("%+v", p)
+			}
+		}
+		return false, out
+	})
+
+	failed := time.Now()
+	if err := l.CutLink(victim.Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.KillSpeaker(victim.Name); err != nil {
+		t.Fatal(err)
+	}
+	var took time.Duration
+	var hops []netip.Addr
+	for {
+		var err error
+		hops, err = l.RouterRoutes(ctx, host)
+		took = time.Since(failed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(hops, victim.IPv4) || took > 15*time.Second {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("%s's next hop withdrawn %s after the failure; left: %v", victim.Name, took.Round(time.Millisecond), hops)
+	if took > bfdWithdrawalBound {
+		t.Errorf("%s's next hop withdrawn %s after the failure, want within %s (BFD 100 ms x 3)", victim.Name, took, bfdWithdrawalBound)
+	}
+	if len(hops) != 2 {
+		t.Errorf("next hops after the failure: %v, want the other two nodes'", hops)
+	}
 }
 
 // TestSeed002 applies seed 002's manifests as written, with only the
