@@ -19,6 +19,7 @@ import (
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/internal/config"
 	"github.com/herald-lb/herald/internal/configsource"
+	"github.com/herald-lb/herald/internal/ipam"
 )
 
 // ConfigurationState values, MetalLB's.
@@ -32,10 +33,11 @@ const (
 	conditionReasonWait  = "WaitingForObjects"
 )
 
-// configReconciler loads the configuration CRs as one set. A valid set
-// replaces the one in force; an invalid one never takes effect, and the
-// error goes to ConfigurationState "controller", an Event on each offending
-// object, the metrics and the log.
+// configReconciler loads the configuration CRs as one set and puts in
+// force what of it is valid: an object with a problem keeps its last valid
+// version, or is left out when there is none (after a restart), and the
+// rest works. Each problem goes to ConfigurationState "controller", an
+// Event on the offending object, the metrics and the log.
 type configReconciler struct {
 	client    client.Client
 	reader    client.Reader // uncached, for the restore
@@ -49,6 +51,8 @@ type configReconciler struct {
 	// ready).
 	enqueueAll func(ctx context.Context)
 
+	// last is what the configuration in force was built from.
+	last         config.Resources
 	lastProblems string
 	loaded       bool
 }
@@ -59,44 +63,72 @@ func (r *configReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.
 		return ctrl.Result{}, err
 	}
 	r.metrics.updates.Inc()
-	result := config.Validate(res)
-	if len(result.Problems) > 0 {
+	u := config.BuildUsable(res, r.last)
+	if len(u.Problems) > 0 {
 		r.metrics.updateErrs.Inc()
-		r.reportProblems(ctx, result.Problems, objs)
-		return ctrl.Result{}, r.writeState(ctx, result.Problems)
+		r.reportProblems(ctx, u, objs)
+	} else {
+		r.lastProblems = ""
 	}
-	r.lastProblems = ""
-	r.apply(ctx, result.Config)
+	if u.Config == nil {
+		if r.loaded {
+			r.metrics.configStale.Set(1)
+		}
+		return ctrl.Result{}, r.writeState(ctx, u)
+	}
+	r.last = u.From
+	left := map[string]bool{}
+	for _, o := range u.Left {
+		if o.Kind == config.KindIPAddressPool {
+			left[o.Name] = true
+		}
+	}
+	r.apply(ctx, u.Config, left)
 	r.metrics.configLoaded.Set(1)
-	r.metrics.configStale.Set(0)
-	return ctrl.Result{}, r.writeState(ctx, nil)
+	r.metrics.configStale.Set(boolFloat(len(u.Problems) > 0))
+	return ctrl.Result{}, r.writeState(ctx, u)
 }
 
-// reportProblems logs and raises Events for a configuration that was not
-// applied. Events go out only when the set of problems changes, so a
-// resync does not repeat them.
-func (r *configReconciler) reportProblems(ctx context.Context, ps config.Problems, objs map[string]client.Object) {
-	summary := ps.Error()
-	if r.loaded {
-		r.metrics.configStale.Set(1)
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
 	}
+	return 0
+}
+
+// reportProblems logs and raises Events for objects with problems. Events
+// go out only when the set of problems changes, so a resync does not
+// repeat them.
+func (r *configReconciler) reportProblems(ctx context.Context, u config.Usable, objs map[string]client.Object) {
+	summary := u.Problems.Error()
 	if summary == r.lastProblems {
 		return
 	}
 	r.lastProblems = summary
-	r.log.Error(ps, "configuration not applied; the last valid configuration stays in force", "problems", len(ps), "transient", ps.Transient())
-	for _, p := range ps {
+	r.log.Error(u.Problems, "objects with problems are not in force as they are; the rest of the configuration is",
+		"problems", len(u.Problems), "transient", u.Problems.Transient(),
+		"keptLastValid", refs(u.Kept), "leftOut", refs(u.Left), "applied", u.Config != nil)
+	for _, p := range u.Problems {
 		obj, ok := objs[p.Kind+"/"+p.Name]
 		if !ok {
 			continue
 		}
-		kind := corev1.EventTypeWarning
-		r.recorder.Eventf(obj, nil, kind, reasonInvalidConfig, "Validate", "%s", p.String())
+		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, reasonInvalidConfig, "Validate", "%s", p.String())
 	}
 }
 
+func refs(list []config.ObjectRef) string {
+	s := make([]string, len(list))
+	for i, o := range list {
+		s[i] = o.String()
+	}
+	return strings.Join(s, ", ")
+}
+
 // apply puts a valid configuration in force.
-func (r *configReconciler) apply(ctx context.Context, cfg *config.Config) {
+// Pools in left have problems and are not in force: Services holding their
+// addresses keep them.
+func (r *configReconciler) apply(ctx context.Context, cfg *config.Config, left map[string]bool) {
 	ps := &poolSet{byName: map[string]*poolPolicy{}}
 	for _, p := range cfg.Pools {
 		p := p
@@ -123,10 +155,21 @@ func (r *configReconciler) apply(ctx context.Context, cfg *config.Config) {
 		s.dirtyPools[n] = struct{}{}
 	}
 	s.pools = ps
+	s.leftPools = left
+	// Addresses held outside every pool go into the allocator as soon as a
+	// pool in force covers them, before any pending Service is retried.
+	var taken []string
+	for key, addrs := range s.held {
+		if alloc, err := s.alloc.Assign(ipam.Service{Key: key, Families: ipam.FamiliesOf(addrs)}, addrs, nil); err == nil {
+			delete(s.held, key)
+			s.dirtyPools[alloc.Pool] = struct{}{}
+			taken = append(taken, key)
+		}
+	}
 	// Services that lost their addresses, the pending ones, and those in
 	// pinned pools (whose admission may have changed) are looked at again;
 	// no other Service is touched.
-	keys := s.takePending()
+	keys := append(s.takePending(), taken...)
 	for _, d := range displaced {
 		keys = append(keys, d.Key)
 		r.log.Info("service displaced by a pool change", "service", d.Key, "previous", joinAddrs(d.Previous.Addrs), "reason", d.Err)
@@ -157,7 +200,7 @@ func (r *configReconciler) apply(ctx context.Context, cfg *config.Config) {
 }
 
 // writeState records the outcome on ConfigurationState "controller".
-func (r *configReconciler) writeState(ctx context.Context, ps config.Problems) error {
+func (r *configReconciler) writeState(ctx context.Context, u config.Usable) error {
 	var cs metallbv1beta1.ConfigurationState
 	key := types.NamespacedName{Namespace: r.namespace, Name: configStateName}
 	if err := r.client.Get(ctx, key, &cs); err != nil {
@@ -179,7 +222,7 @@ func (r *configReconciler) writeState(ctx context.Context, ps config.Problems) e
 	cond := metav1.Condition{Type: conditionPoolsValid, Status: metav1.ConditionTrue, Reason: conditionReasonOK,
 		Message: "the configuration is valid and in force", ObservedGeneration: cs.Generation}
 	cs.Status.Result, cs.Status.ErrorSummary = metallbv1beta1.ConfigurationResultValid, ""
-	if len(ps) > 0 {
+	if ps := u.Problems; len(ps) > 0 {
 		lines := make([]string, len(ps))
 		for i, p := range ps {
 			lines[i] = p.String()
@@ -187,11 +230,10 @@ func (r *configReconciler) writeState(ctx context.Context, ps config.Problems) e
 		cs.Status.Result = metallbv1beta1.ConfigurationResultInvalid
 		cs.Status.ErrorSummary = strings.Join(lines, "\n")
 		cond.Status, cond.Reason = metav1.ConditionFalse, conditionReasonError
-		cond.Message = "the configuration was not applied; the last valid one stays in force"
 		if ps.Transient() {
 			cond.Reason = conditionReasonWait
-			cond.Message = "the configuration refers to objects that do not exist yet; it applies once they do"
 		}
+		cond.Message = inForceMessage(u)
 	}
 	meta.SetStatusCondition(&cs.Status.Conditions, cond)
 	if equalState(base.Status, cs.Status) {
@@ -201,6 +243,21 @@ func (r *configReconciler) writeState(ctx context.Context, ps config.Problems) e
 		return fmt.Errorf("write ConfigurationState: %w", err)
 	}
 	return nil
+}
+
+// inForceMessage says what of a configuration with problems is in force.
+func inForceMessage(u config.Usable) string {
+	if u.Config == nil {
+		return "the configuration was not applied: a problem is not tied to one object; the last configuration in force stays"
+	}
+	var parts []string
+	if len(u.Kept) > 0 {
+		parts = append(parts, "last valid version kept for "+refs(u.Kept))
+	}
+	if len(u.Left) > 0 {
+		parts = append(parts, "left out until fixed: "+refs(u.Left))
+	}
+	return "objects with problems are not in force as they are (" + strings.Join(parts, "; ") + "); the rest of the configuration is"
 }
 
 func equalState(a, b metallbv1beta1.ConfigurationStateStatus) bool {

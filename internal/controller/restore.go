@@ -48,24 +48,58 @@ func (r *serviceReconciler) restore(ctx context.Context, reader client.Reader) (
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, svc := range svcs {
-		req, perr := parseRequest(svc)
-		if perr != nil {
-			continue // its reconcile reports the bad request and keeps its status
+		if r.restoreOne(svc) {
+			restored++
 		}
-		addrs := currentIngress(svc)
-		alloc, err := s.alloc.Assign(req.svc, addrs, nil)
-		if err != nil {
-			var ie *ipam.Error
-			if errors.As(err, &ie) && ie.Holder != "" {
-				r.recorder.Eventf(svc, nil, corev1.EventTypeWarning, reasonAddressConflict, "Restore",
-					"address %s is also claimed by %s, which is older and keeps it; this Service will get another address",
-					ie.Address, ie.Holder)
-			}
-			r.log.Info("address from status not restored", "service", req.svc.Key, "addresses", joinAddrs(addrs), "reason", err.Error())
-			continue
-		}
-		s.dirtyPools[alloc.Pool] = struct{}{}
-		restored++
 	}
 	return restored, nil
+}
+
+// restoreOne accounts for one Service's status addresses, whatever state
+// its request is in. Caller holds the state lock.
+func (r *serviceReconciler) restoreOne(svc *corev1.Service) bool {
+	s := r.state
+	addrs := currentIngress(svc)
+	key := svc.Namespace + "/" + svc.Name
+	// The address is reserved under the Service's own request when it
+	// reads; otherwise (a bad annotation, a family policy changed while the
+	// controller was down) as an exclusive holding of exactly these
+	// addresses, which the Service's reconcile then sorts out.
+	holders := []ipam.Service{{Key: key, Families: ipam.FamiliesOf(addrs)}}
+	if req, perr := parseRequest(svc); perr == nil {
+		holders = append([]ipam.Service{req.svc}, holders...)
+	}
+	var err error
+	for _, h := range holders {
+		var alloc ipam.Allocation
+		if alloc, err = s.alloc.Assign(h, addrs, nil); err == nil {
+			s.dirtyPools[alloc.Pool] = struct{}{}
+			return true
+		}
+		if conflict(err) {
+			break
+		}
+	}
+	var ie *ipam.Error
+	switch {
+	case conflict(err) && errors.As(err, &ie) && ie.Holder != "":
+		r.recorder.Eventf(svc, nil, corev1.EventTypeWarning, reasonAddressConflict, "Restore",
+			"address %s is also claimed by %s, which is older and keeps it; this Service will get another address",
+			ie.Address, ie.Holder)
+	case ipam.ReasonOf(err) == ipam.ReasonNotInAnyPool || ipam.ReasonOf(err) == ipam.ReasonPoolMismatch:
+		// No pool in force covers it. Held, so that a pool coming back
+		// into force cannot hand it to another Service first.
+		s.held[key] = addrs
+	}
+	r.log.Info("address from status not restored", "service", key, "addresses", joinAddrs(addrs), "reason", err.Error())
+	return false
+}
+
+// conflict reports whether err says another Service holds the address.
+func conflict(err error) bool {
+	switch ipam.ReasonOf(err) {
+	case ipam.ReasonAddressInUse, ipam.ReasonPortConflict, ipam.ReasonSharingKeyConflict, ipam.ReasonBackendConflict:
+		return true
+	}
+	return false
 }

@@ -36,6 +36,7 @@ const (
 	reasonClearAssignment   = "ClearAssignment"
 	reasonDeprecated        = "deprecatedAnnotation"
 	reasonAddressConflict   = "AddressConflict"
+	reasonPoolNotInForce    = "PoolNotInForce"
 	conditionReasonAssigned = "Allocated"
 )
 
@@ -59,6 +60,9 @@ type outcome struct {
 	reason   string // Event/condition reason for err
 	previous []netip.Addr
 	released []netip.Addr // addresses freed by this decision, to retry pending Services
+	// kept is set when the Service keeps the addresses in its status
+	// although no pool in force covers them: its pool has a problem.
+	kept string
 }
 
 func (r *serviceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -135,6 +139,15 @@ func (r *serviceReconciler) allocate(svc *corev1.Service, req request, sc servic
 	if had {
 		out.previous = prev.Addrs
 	}
+	if addrs, ok := s.held[key]; ok {
+		if pool := svc.Annotations[AnnotationAllocatedFrom]; s.leftPools[pool] {
+			out.previous = addrs
+			out.kept = fmt.Sprintf("pool %q has configuration problems and is not in force (see ConfigurationState \"controller\"); the Service keeps %s until the pool is fixed", pool, joinAddrs(addrs))
+			return out
+		}
+		// Its pool is gone: the Service gets an address as any other.
+		delete(s.held, key)
+	}
 	if s.pools == nil {
 		out.err = errors.New("no valid configuration has been loaded yet: create an IPAddressPool (see ConfigurationState \"controller\" for errors)")
 		out.reason = reasonAllocationFailed
@@ -205,6 +218,7 @@ func (r *serviceReconciler) release(key string) {
 	s := r.state
 	s.mu.Lock()
 	delete(s.pending, key)
+	delete(s.held, key)
 	r.metrics.servicesPending.Set(float64(len(s.pending)))
 	alloc, had := s.alloc.Release(key)
 	if had {
@@ -232,6 +246,12 @@ func (r *serviceReconciler) retryPending() {
 // condition) goes in one request, the annotation in another, before it.
 func (r *serviceReconciler) write(ctx context.Context, svc *corev1.Service, req request, out outcome) error {
 	current := currentIngress(svc)
+	if out.kept != "" {
+		if c := meta.FindStatusCondition(svc.Status.Conditions, ConditionAllocated); c == nil || c.Reason != reasonPoolNotInForce {
+			r.recorder.Eventf(svc, nil, corev1.EventTypeWarning, reasonPoolNotInForce, "Allocate", "%s", out.kept)
+		}
+		return r.patchStatus(ctx, svc, current, metav1.ConditionFalse, reasonPoolNotInForce, out.kept)
+	}
 	if out.err != nil {
 		msg := fmt.Sprintf("Failed to allocate IP for %q: %s", req.svc.Key, out.err.Error())
 		r.recorder.Eventf(svc, nil, corev1.EventTypeWarning, out.reason, "Allocate", "%s", msg)

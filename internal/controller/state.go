@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"net/netip"
 	"sync"
 
 	"github.com/herald-lb/herald/internal/ipam"
@@ -25,6 +26,14 @@ type allocState struct {
 	pending map[string]struct{}
 	// dirtyPools are pools whose counters changed since the last status write.
 	dirtyPools map[string]struct{}
+	// held maps Services to the addresses found in their status that no
+	// pool in force covers: the restore found them so, because their pool
+	// has a problem or is gone. No pool can hand them out; each is taken
+	// into the allocator when a pool covering it comes into force.
+	held map[string][]netip.Addr
+	// leftPools are the pools with problems that are not in force. A
+	// Service holding an address of one keeps it until the pool is fixed.
+	leftPools map[string]bool
 }
 
 func newAllocState() *allocState {
@@ -33,6 +42,8 @@ func newAllocState() *allocState {
 		ready:      make(chan struct{}),
 		pending:    map[string]struct{}{},
 		dirtyPools: map[string]struct{}{},
+		held:       map[string][]netip.Addr{},
+		leftPools:  map[string]bool{},
 	}
 }
 

@@ -118,6 +118,21 @@ func familyOf(a netip.Addr) Family {
 	return IPv6
 }
 
+// FamiliesOf returns the families of a service that holds exactly addrs (one
+// address, or two of different families), primary first: what Assign needs
+// to reserve addresses found in a status when the service's own request
+// cannot be read.
+func FamiliesOf(addrs []netip.Addr) Families {
+	if len(addrs) == 0 {
+		return Families{}
+	}
+	f := Families{Primary: familyOf(addrs[0])}
+	if len(addrs) == 2 && familyOf(addrs[1]) != f.Primary {
+		f.Policy = RequireDualStack
+	}
+	return f
+}
+
 // lastOf returns the last address of a masked prefix.
 func lastOf(p netip.Prefix) netip.Addr {
 	a := p.Addr()

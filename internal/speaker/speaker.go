@@ -216,7 +216,8 @@ type speaker struct {
 	kick chan struct{}
 
 	mu      sync.Mutex
-	cfg     *config.Config // last valid configuration
+	cfg     *config.Config   // the configuration in force
+	last    config.Resources // what cfg was built from
 	owned   map[string]Announcement
 	cfgErrs string
 	readyAt time.Time
@@ -471,18 +472,25 @@ func (s *speaker) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	result := config.Validate(res)
+	// What of the configuration is valid is in force: an object with a
+	// problem keeps its last valid version here, or is left out after a
+	// restart. A speaker that announced nothing while the others elected
+	// it would leave its share of the addresses dark.
+	u := config.BuildUsable(res, s.last)
 	s.mu.Lock()
-	if len(result.Problems) == 0 {
-		s.cfg = result.Config
-		s.cfgErrs = ""
-	} else if msg := result.Problems.Error(); msg != s.cfgErrs {
+	if u.Config != nil {
+		s.cfg, s.last = u.Config, u.From
+	}
+	if msg := u.Problems.Error(); msg != s.cfgErrs {
 		s.cfgErrs = msg
-		s.log.Error(result.Problems, "configuration not applied; the last valid one stays in force")
+		if len(u.Problems) > 0 {
+			s.log.Error(u.Problems, "objects with problems are not in force as they are; the rest of the configuration is",
+				"keptLastValid", len(u.Kept), "leftOut", len(u.Left), "applied", u.Config != nil)
+		}
 	}
 	cfg := s.cfg
 	s.mu.Unlock()
-	s.writeState(ctx, result.Problems)
+	s.writeState(ctx, u.Problems)
 
 	ifaces, err := readInterfaces()
 	if err != nil {
