@@ -295,3 +295,43 @@ func inPools(ip string, pools map[string]string) bool {
 	}
 	return false
 }
+
+// TestSharingViolations: every pair of an address's holders is compared,
+// not each holder with the one before it (which sees A-B and B-C share and
+// misses A and C on one port).
+func TestSharingViolations(t *testing.T) {
+	holder := func(name, key string, port int32) *corev1.Service {
+		s := &corev1.Service{}
+		s.Namespace, s.Name = "apps", name
+		s.Annotations = map[string]string{"metallb.io/allow-shared-ip": key}
+		s.Spec.Ports = []corev1.ServicePort{{Protocol: corev1.ProtocolTCP, Port: port}}
+		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.0.2.1"}}
+		return s
+	}
+	tests := []struct {
+		name string
+		svcs []*corev1.Service
+		want []string
+	}{
+		{"three may share", []*corev1.Service{holder("a", "k", 80), holder("b", "k", 81), holder("c", "k", 82)}, nil},
+		{"first and last clash", []*corev1.Service{holder("a", "k", 80), holder("b", "k", 81), holder("c", "k", 80)},
+			[]string{"192.0.2.1 held by apps/a and apps/c, which may not share"}},
+		{"keys differ", []*corev1.Service{holder("a", "k", 80), holder("b", "j", 81)},
+			[]string{"192.0.2.1 held by apps/a and apps/b, which may not share"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svcs := map[string]*corev1.Service{}
+			for _, s := range tt.svcs {
+				svcs[s.Namespace+"/"+s.Name] = s
+			}
+			var got []string
+			for _, v := range sharingViolations(svcs) {
+				got = append(got, v.String())
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
