@@ -42,22 +42,20 @@ func (e *env) watchDuplicates() {
 	e.t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
+// duplicates lists every pair of LoadBalancer Services holding one address
+// that may not share it.
 func duplicates(svcs []corev1.Service) []string {
-	holder := map[string]*corev1.Service{}
-	var dups []string
+	lb := map[string]*corev1.Service{}
 	for i := range svcs {
-		svc := &svcs[i]
-		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-			continue
-		}
-		for _, in := range svc.Status.LoadBalancer.Ingress {
-			if h, dup := holder[in.IP]; dup && !mayShare(h, svc) {
-				dups = append(dups, fmt.Sprintf("%s held by %s/%s and %s/%s", in.IP, h.Namespace, h.Name, svc.Namespace, svc.Name))
-			}
-			holder[in.IP] = svc
+		if svcs[i].Spec.Type == corev1.ServiceTypeLoadBalancer {
+			lb[svcs[i].Namespace+"/"+svcs[i].Name] = &svcs[i]
 		}
 	}
-	return dups
+	var out []string
+	for _, v := range sharingViolations(lb) {
+		out = append(out, v.String())
+	}
+	return out
 }
 
 func (e *env) annotate(ns, name, key, value string) {

@@ -27,7 +27,7 @@ spec: {addresses: [%s]}
 }
 
 // allIngress maps every LoadBalancer Service to its addresses, and lists
-// the addresses held by two Services.
+// every pair of Services holding one address that may not share it.
 func (e *env) allIngress() (map[string]string, []string) {
 	e.t.Helper()
 	var list corev1.ServiceList
@@ -35,23 +35,12 @@ func (e *env) allIngress() (map[string]string, []string) {
 		e.t.Fatal(err)
 	}
 	out := map[string]string{}
-	holder := map[string]*corev1.Service{}
-	var dups []string
 	for _, svc := range list.Items {
-		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-			continue
-		}
-		svc := svc
-		key := svc.Namespace + "/" + svc.Name
-		out[key] = ingress(&svc)
-		for _, in := range svc.Status.LoadBalancer.Ingress {
-			if h, dup := holder[in.IP]; dup && !mayShare(h, &svc) {
-				dups = append(dups, fmt.Sprintf("%s held by %s/%s and %s", in.IP, h.Namespace, h.Name, key))
-			}
-			holder[in.IP] = &svc
+		if svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+			out[svc.Namespace+"/"+svc.Name] = ingress(&svc)
 		}
 	}
-	return out, dups
+	return out, duplicates(list.Items)
 }
 
 // mayShare applies MetalLB's sharing rules: the same non-empty key, the
