@@ -4,9 +4,11 @@
 //
 //	go -C hack/chart run . template [-f values.yaml]... [-namespace ns] [-release name] [-namespace-object] [chart]
 //	go -C hack/chart run . lint [-f values.yaml]... [chart]
+//	go -C hack/chart run . install|upgrade -kubeconfig FILE [-f values.yaml]... [chart]   (install.go)
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,9 +40,12 @@ func (f *fileList) Set(v string) error { *f = append(*f, v); return nil }
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: chart template|lint [flags] [chart folder]")
+		return errors.New("usage: chart template|lint|install|upgrade [flags] [chart folder]")
 	}
 	cmd := args[0]
+	if cmd == "install" || cmd == "upgrade" {
+		return release(context.Background(), cmd, args[1:], out)
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	var files fileList
 	fs.Var(&files, "f", "values file (repeatable)")

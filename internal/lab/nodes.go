@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -354,5 +355,38 @@ func (l *Lab) NodeHTTPClient(node string, timeout time.Duration) (*http.Client, 
 		})
 		return c, err
 	}
-	return &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, DialContext: dial, DisableKeepAlives: true}}, nil
+	// The lab's components serve self-signed certificates (metrics,
+	// webhooks); what is tested through this client is what they answer.
+	tr := &http.Transport{Proxy: nil, DialContext: dial, DisableKeepAlives: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	return &http.Client{Timeout: timeout, Transport: tr}, nil
+}
+
+// WaitKubeProxy waits until kube-proxy on every node sends traffic for addr
+// (a Service's ClusterIP or load-balancer address) to an endpoint: each
+// syncs Services and EndpointSlices from the API server on its own
+// schedule, and rejects the address until it knows an endpoint for it.
+func (l *Lab) WaitKubeProxy(ctx context.Context, addr netip.Addr) error {
+	match := " -d " + netip.PrefixFrom(addr, addr.BitLen()).String() + " "
+	for _, n := range l.nodes {
+		for {
+			out, err := exec.CommandContext(ctx, "nsenter", "--net="+namespacePath(n.Namespace), "--", "iptables-save").Output()
+			routed, refused := false, false
+			for line := range strings.Lines(string(out)) {
+				if !strings.Contains(line, match) {
+					continue
+				}
+				routed = routed || strings.Contains(line, "-j KUBE-")
+				refused = refused || strings.Contains(line, "-j REJECT") || strings.Contains(line, "-j DROP")
+			}
+			if err == nil && routed && !refused {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("kube-proxy on %s does not forward %s (routed %v, refused %v, %v)", n.Name, addr, routed, refused, err)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
