@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/go-logr/logr"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -84,7 +85,8 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) erro
 		webhookMode = fs.String("webhook", "auto", "validating webhook: auto (on in-cluster), on, off")
 		webhookPort = fs.Int("webhook-port", 9443, "webhook server port")
 		certDir     = fs.String("cert-dir", filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs"), "webhook certificate folder")
-		rotate      = fs.Bool("cert-rotation", true, "create and renew the webhook certificate (off: cert-manager provides it)")
+		rotate      = fs.Bool("cert-rotation", true, "create and renew the webhook certificate, and write the webhooks into the configuration once they answer (off: cert-manager provides the certificate, and you the webhooks)")
+		failPolicy  = fs.String("webhook-failure-policy", "Fail", "failurePolicy of the webhooks written into the configuration: Fail or Ignore")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -114,8 +116,12 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) erro
 	default:
 		return fmt.Errorf("--webhook %q: want auto, on or off", *webhookMode)
 	}
+	if *failPolicy != "Fail" && *failPolicy != "Ignore" {
+		return fmt.Errorf("--webhook-failure-policy %q: want Fail or Ignore", *failPolicy)
+	}
 	if *webhookMode != "off" {
-		opts.Webhook = &controller.WebhookOptions{Port: *webhookPort, CertDir: *certDir, Rotate: *rotate}
+		opts.Webhook = &controller.WebhookOptions{Port: *webhookPort, CertDir: *certDir, Rotate: *rotate,
+			FailurePolicy: admissionregistrationv1.FailurePolicyType(*failPolicy)}
 	}
 	log.Info("starting controller", "namespace", *namespace, "lbClass", *lbClass, "leaderElection", *leader, "webhook", opts.Webhook != nil)
 	return controller.Run(ctx, cfg, opts)

@@ -36,6 +36,9 @@ type WebhookOptions struct {
 	// ServiceName and ConfigName name the webhook Service and the
 	// ValidatingWebhookConfiguration; empty means webhookcert's defaults.
 	ServiceName, ConfigName string
+	// FailurePolicy of the webhooks the controller writes into the
+	// configuration (with Rotate); empty means Fail.
+	FailurePolicy admissionregistrationv1.FailurePolicyType
 }
 
 func (o *WebhookOptions) server() webhook.Server {
@@ -102,14 +105,22 @@ func WebhookConfiguration(name, svcNamespace, svcName, url string, caBundle []by
 	return cfg
 }
 
-// setupWebhook serves the webhook on every replica, leader or not. With
-// rotation on, the server starts only once its certificate exists.
+// setupWebhook serves the webhook on every replica, leader or not; a
+// replica is ready once its server is started. With rotation on, the server
+// starts only once its certificate exists, and the leader writes the
+// webhooks into the configuration (which the chart creates empty) once its
+// server answers with that certificate: until then nothing is validated,
+// so the chart's own configuration objects are not refused for want of a
+// webhook in the release that installs both.
 func setupWebhook(mgr manager.Manager, opts Options) error {
 	srv := opts.Webhook.server()
 	for _, k := range webhookKinds() {
 		srv.Register(k.path(), &webhook.Admission{Handler: &validator{
 			kind: k, reader: mgr.GetClient(), namespace: opts.Namespace,
 		}})
+	}
+	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
+		return err
 	}
 	if !opts.Webhook.Rotate {
 		return mgr.Add(srv)
@@ -118,10 +129,21 @@ func setupWebhook(mgr manager.Manager, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("webhook certificates: %w", err)
 	}
-	rot, err := webhookcert.New(cs, webhookcert.Options{
+	wo := webhookcert.Options{
 		Namespace: opts.Namespace, CertDir: opts.Webhook.CertDir,
 		ServiceName: opts.Webhook.ServiceName, WebhookConfigName: opts.Webhook.ConfigName,
-	})
+		Elected: mgr.Elected(),
+	}
+	policy := opts.Webhook.FailurePolicy
+	if policy == "" {
+		policy = admissionregistrationv1.Fail
+	}
+	svcName := wo.ServiceName
+	if svcName == "" {
+		svcName = webhookcert.DefaultServiceName
+	}
+	wo.Webhooks = WebhookConfiguration(wo.WebhookConfigName, opts.Namespace, svcName, "", nil, policy).Webhooks
+	rot, err := webhookcert.New(cs, wo)
 	if err != nil {
 		return fmt.Errorf("webhook certificates: %w", err)
 	}

@@ -6,11 +6,18 @@
 // the CA bundle into the ValidatingWebhookConfiguration. The material is
 // renewed ahead of expiry, and whenever the Secret is deleted or damaged.
 //
+// Given the webhooks (Options.Webhooks), the Rotator also writes them into
+// the configuration, but only once its replica's webhook server answers
+// with the certificate: a configuration created empty (as Herald's chart
+// creates it) validates nothing until the webhook can answer, so a release
+// that creates the configuration and the objects it validates at once
+// succeeds whatever order they are created in.
+//
 // The Rotator needs these permissions: get, list, watch, create and update
 // on Secrets in its namespace (list and watch can be limited to the Secret's
 // name, create cannot), and get, list, watch and patch on
 // validatingwebhookconfigurations (can be limited to the configuration's
-// name).
+// name). Writing the webhooks is a patch too (server-side apply).
 //
 // Wiring in a manager, where the webhook server must not start before its
 // certificate exists:
@@ -34,6 +41,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,7 +51,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 )
 
 // Defaults for Options fields left empty.
@@ -105,6 +112,16 @@ type Options struct {
 	// Logger defaults to the logger in Start's context (controller-runtime's
 	// log.FromContext).
 	Logger logr.Logger
+	// Webhooks, when set, are the webhooks the configuration must hold; their
+	// caBundle is filled in. They are written once the server passed to Gate
+	// answers with the certificate and Elected is closed, and kept so.
+	// Without them, the CA bundle is only injected into the webhooks the
+	// configuration already has.
+	Webhooks []admissionregistrationv1.ValidatingWebhook
+	// Elected is closed when this replica may write Webhooks (the leader's
+	// election): one writer, so that replicas of two versions during a
+	// rollout do not undo each other's webhooks. Nil means at once.
+	Elected <-chan struct{}
 }
 
 // withDefaults fills empty fields and rejects settings that cannot work.
@@ -164,6 +181,16 @@ type Rotator struct {
 	params    issueParams
 	ready     chan struct{}
 	readyOnce sync.Once
+	// wake has Start sync again (a watched object changed, the server
+	// answers).
+	wake chan struct{}
+	// serving is closed once the gated server answers with the certificate.
+	serving     chan struct{}
+	servingOnce sync.Once
+	// mu guards bundle, the CA bundle of the last sync, for the serving
+	// check.
+	mu     sync.Mutex
+	bundle []byte
 }
 
 // New checks opts and returns a Rotator that uses client for the Secret
@@ -183,7 +210,9 @@ func New(client kubernetes.Interface, opts Options) (*Rotator, error) {
 			certValidity:  opts.CertValidity,
 			refreshBefore: opts.RefreshBefore,
 		},
-		ready: make(chan struct{}),
+		ready:   make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		serving: make(chan struct{}),
 	}, nil
 }
 
@@ -207,19 +236,23 @@ func (r *Rotator) Start(ctx context.Context) error {
 	}
 	logger = logger.WithValues("secret", r.opts.Namespace+"/"+r.opts.SecretName, "webhookConfiguration", r.opts.WebhookConfigName)
 
-	changed := make(chan struct{}, 1)
-	stopWatching, err := r.watch(ctx, changed)
+	stopWatching, err := r.watch(ctx, r.wake)
 	if err != nil {
 		return err
 	}
 	defer stopWatching()
 
+	// A channel that fired is set to nil, which blocks, so that select
+	// does not spin on it.
+	serving, elected := r.serving, r.opts.Elected
+	isServing, isElected := false, elected == nil
 	retry := minRetry
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		wait := r.opts.CheckInterval
-		due, err := r.sync(ctx, logger)
+		register := r.opts.Webhooks != nil && isServing && isElected
+		due, err := r.sync(ctx, logger, register)
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -240,8 +273,12 @@ func (r *Rotator) Start(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-changed:
+		case <-r.wake:
 		case <-timer.C:
+		case <-serving:
+			isServing, serving = true, nil
+		case <-elected:
+			isElected, elected = true, nil
 		}
 	}
 }
@@ -288,20 +325,27 @@ func poke(ch chan<- struct{}) {
 	}
 }
 
-// sync makes the Secret valid, injects its CA bundle and writes the serving
-// pair, in that order: the bundle must trust a new certificate before any
-// replica serves it. It returns when the material next needs renewal.
-func (r *Rotator) sync(ctx context.Context, logger logr.Logger) (time.Time, error) {
+// sync makes the Secret valid, injects its CA bundle (or, with register,
+// writes the webhooks with it) and writes the serving pair, in that order:
+// the bundle must trust a new certificate before any replica serves it. It
+// returns when the material next needs renewal.
+func (r *Rotator) sync(ctx context.Context, logger logr.Logger, register bool) (time.Time, error) {
 	rn, err := r.ensureSecret(ctx, logger)
 	if err != nil {
 		return time.Time{}, err
 	}
-	if err := r.inject(ctx, logger, rn.data[CACertKey]); err != nil {
+	if register {
+		err = r.register(ctx, logger, rn.data[CACertKey])
+	} else {
+		err = r.inject(ctx, logger, rn.data[CACertKey])
+	}
+	if err != nil {
 		return time.Time{}, err
 	}
 	if err := r.writeFiles(logger, rn.data); err != nil {
 		return time.Time{}, err
 	}
+	r.setBundle(rn.data[CACertKey])
 	return rn.due, nil
 }
 
@@ -427,28 +471,4 @@ func (r *Rotator) writeFiles(logger logr.Logger, data map[string][]byte) error {
 		logger.Info("Wrote webhook serving certificate", "certDir", r.opts.CertDir)
 	}
 	return nil
-}
-
-// Gate wraps a webhook server so that it starts only once r is Ready:
-// controller-runtime's server fails to start without its certificate
-// files. Pass the result as the manager's Options.WebhookServer; the
-// manager starts webhook servers before other runnables, and the wrapper
-// waits there, without holding anything else up, until the Rotator (an
-// ordinary runnable) has written the files.
-func (r *Rotator) Gate(srv webhook.Server) webhook.Server {
-	return gatedServer{Server: srv, rotator: r}
-}
-
-type gatedServer struct {
-	webhook.Server
-	rotator *Rotator
-}
-
-func (g gatedServer) Start(ctx context.Context) error {
-	select {
-	case <-g.rotator.Ready():
-		return g.Server.Start(ctx)
-	case <-ctx.Done():
-		return nil
-	}
 }

@@ -44,6 +44,7 @@ func TestRotatorAgainstAPIServer(t *testing.T) {
 	t.Run("renews before expiry", func(t *testing.T) { testPeriodicRenewal(t, client) })
 	t.Run("replicas share one CA", func(t *testing.T) { testReplicas(t, client) })
 	t.Run("waits for the webhook configuration", func(t *testing.T) { testLateWebhookConfig(t, client) })
+	t.Run("writes the webhooks once serving and elected", func(t *testing.T) { testWritesWebhooks(t, cluster.Config, client) })
 }
 
 // testLifecycle follows one replica, wired into a manager as the package
@@ -429,6 +430,12 @@ func newWebhookConfig(t *testing.T, client kubernetes.Interface, ns string) stri
 // test depends on a webhook answering.
 func newWebhookConfigNamed(t *testing.T, client kubernetes.Interface, ns, name string) string {
 	t.Helper()
+	return createWebhookConfig(t, client, name, neverCalledWebhooks(ns))
+}
+
+// neverCalledWebhooks are two webhooks for the default Service in ns that
+// select a label nothing carries, and fail open.
+func neverCalledWebhooks(ns string) []admissionregistrationv1.ValidatingWebhook {
 	hook := func(name, path string) admissionregistrationv1.ValidatingWebhook {
 		ignore := admissionregistrationv1.Ignore
 		none := admissionregistrationv1.SideEffectClassNone
@@ -449,12 +456,19 @@ func newWebhookConfigNamed(t *testing.T, client kubernetes.Interface, ns, name s
 			ObjectSelector:          &metav1.LabelSelector{MatchLabels: map[string]string{"webhookcert.herald.test/never": "true"}},
 		}
 	}
+	return []admissionregistrationv1.ValidatingWebhook{
+		hook("ipaddresspoolvalidationwebhook.metallb.io", "/validate-metallb-io-v1beta1-ipaddresspool"),
+		hook("l2advertisementvalidationwebhook.metallb.io", "/validate-metallb-io-v1beta1-l2advertisement"),
+	}
+}
+
+// createWebhookConfig creates the configuration name with webhooks (none:
+// as Herald's chart creates it), deleted when the test ends.
+func createWebhookConfig(t *testing.T, client kubernetes.Interface, name string, webhooks []admissionregistrationv1.ValidatingWebhook) string {
+	t.Helper()
 	cfg, err := client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(t.Context(), &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{
-			hook("ipaddresspoolvalidationwebhook.metallb.io", "/validate-metallb-io-v1beta1-ipaddresspool"),
-			hook("l2advertisementvalidationwebhook.metallb.io", "/validate-metallb-io-v1beta1-l2advertisement"),
-		},
+		Webhooks:   webhooks,
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create validatingwebhookconfiguration: %v", err)
