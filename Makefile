@@ -65,6 +65,23 @@ lab: build lab-build ## Herald on a LAN of network namespaces: addresses, ARP/ND
 	assets="$$(hack/testenv.sh)"; \
 	KUBEBUILDER_ASSETS="$$assets" bin/herald-lab lab --herald $(CURDIR)/bin/herald $(LAB_FLAGS)
 
+# Herald as users run it: real nodes (containerd, kubelet, kube-proxy) in
+# the lab's namespaces, the chart installed with Helm's install action, the
+# image from `make image` loaded into every node.
+.PHONY: lab-cluster test-cluster
+lab-cluster: lab-build image ## Herald from its chart as Pods on three real nodes: helm install, a Service reached through kube-proxy (root; LAB_FLAGS=--hold keeps it up)
+	assets="$$(hack/testenv.sh)"; nodes="$$(hack/testenv.sh nodes)"; \
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/labpod ./test/labpod; \
+	$(GO) -C hack/chart build -o $(CURDIR)/bin/herald-chart .; \
+	KUBEBUILDER_ASSETS="$$assets" HERALD_NODE_ASSETS="$$nodes" bin/herald-lab lab-cluster \
+		--image dist/herald-$(VERSION).tar --labpod bin/labpod --chart-tool bin/herald-chart \
+		--set image.repository='$(firstword $(subst :, ,$(IMAGE)))' --set image.tag='$(VERSION)' $(LAB_FLAGS)
+
+test-cluster: ## only the tests on real nodes (root): the chart as Pods, Layer 2, failover, BGP ECMP (make test runs them too)
+	assets="$$(hack/testenv.sh)"; nodes="$$(hack/testenv.sh nodes)"; \
+	KUBEBUILDER_ASSETS="$$assets" HERALD_NODE_ASSETS="$$nodes" HERALD_REQUIRE_ENVTEST=1 HERALD_REQUIRE_NETNS=1 \
+		$(GO) test -count=1 -timeout 20m -v -run 'Cluster|Chart' ./internal/lab/ ./test/cluster/
+
 lab-down: lab-build ## remove whatever a killed `make lab` left behind (namespaces, processes, files)
 	bin/herald-lab lab-down
 

@@ -28,6 +28,10 @@ func labCommands() map[string]command {
 			summary: "run Herald on a LAN of network namespaces and show a failover (root; make lab)",
 			run:     runLab,
 		},
+		"lab-cluster": {
+			summary: "run Herald from its Helm chart as Pods on real Kubernetes nodes in the lab (root; make lab-cluster)",
+			run:     runLabCluster,
+		},
 		"lab-down": {
 			summary: "remove what a killed `herald lab` left behind (namespaces, processes, files)",
 			run:     runLabDown,
