@@ -116,3 +116,12 @@ func failed(samples []lab.Sample) (lab.Sample, bool) {
 	}
 	return lab.Sample{}, false
 }
+
+func mustAddr(t *testing.T, s string) netip.Addr {
+	t.Helper()
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		t.Fatalf("address %q: %v", s, err)
+	}
+	return a
+}
