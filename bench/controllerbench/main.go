@@ -240,7 +240,8 @@ func startController(ctx context.Context, herald, kubeconfig, logPath string, ex
 	}
 	args := append([]string{"controller",
 		"--kubeconfig", kubeconfig, "--namespace", configNamespace,
-		"--metrics-addr", addr, "--health-addr", "0",
+		// Plain HTTP: the benchmark scrapes without a token.
+		"--metrics-addr", addr, "--metrics-secure=false", "--health-addr", "0",
 		// One replica: the election's Lease traffic is not what is measured.
 		"--leader-elect=false",
 	}, extra...)

@@ -70,6 +70,10 @@ func newLogger(w io.Writer, level string) (logr.Logger, error) {
 	return logr.FromSlogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
+// metricsSecureUsage describes --metrics-secure, the same for both
+// components.
+const metricsSecureUsage = "serve /metrics over HTTPS (self-signed) to callers the API server authenticates and allows to get the /metrics URL; false: plain HTTP to anyone"
+
 func runController(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -78,7 +82,7 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) erro
 		namespace   = fs.String("namespace", defaultNamespace(), "namespace of the configuration CRs ($POD_NAMESPACE, else metallb-system)")
 		lbClass     = fs.String("lb-class", "", "handle only Services of this spec.loadBalancerClass; empty handles Services without one")
 		metricsAddr = fs.String("metrics-addr", ":7472", `address of /metrics ("0" disables)`)
-		metricsTLS  = fs.Bool("metrics-secure", false, "serve /metrics over HTTPS (self-signed certificate)")
+		metricsTLS  = fs.Bool("metrics-secure", true, metricsSecureUsage)
 		healthAddr  = fs.String("health-addr", ":7473", `address of /healthz and /readyz ("0" disables)`)
 		leader      = fs.Bool("leader-elect", true, "run one active replica at a time, elected on a Lease")
 		leaderID    = fs.String("leader-election-id", "herald-controller", "name of the leader election Lease")

@@ -28,10 +28,12 @@ func runSpeaker(ctx context.Context, args []string, _, stderr io.Writer) error {
 		namespace   = fs.String("namespace", defaultNamespace(), "namespace of the configuration CRs ($POD_NAMESPACE, else metallb-system)")
 		lbClass     = fs.String("lb-class", "", "announce only Services of this spec.loadBalancerClass; empty: Services without one")
 		metricsAddr = fs.String("metrics-addr", ":7472", `address of /metrics ("0" disables)`)
+		metricsTLS  = fs.Bool("metrics-secure", true, metricsSecureUsage)
 		mlBind      = fs.String("ml-bind-addr", os.Getenv("METALLB_ML_BIND_ADDR"), "memberlist bind address (empty: the node's InternalIP)")
 		mlPort      = fs.Int("ml-bind-port", 7946, "memberlist port")
 		mlProfile   = fs.String("ml-profile", "fast", "failure detection: fast (sub-second) or lan (memberlist's stock LAN settings)")
 		mlOff       = fs.Bool("ml-disabled", false, "no memberlist: nodes are alive while their Node is Ready (much slower failover)")
+		mlClear     = fs.Bool("ml-unencrypted", false, "gossip without encryption, not reading the memberlist Secret; every speaker must agree. Otherwise a speaker that cannot read the key joins no one and announces nothing over Layer 2 until it can")
 		handover    = fs.Duration("handover-delay", time.Second, "on SIGTERM, keep answering this long after leaving, while the next owners take over")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 	)
@@ -47,10 +49,11 @@ func runSpeaker(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("starting speaker", "node", *nodeName, "namespace", *namespace, "memberlist", !*mlOff, "profile", *mlProfile)
+	log.Info("starting speaker", "node", *nodeName, "namespace", *namespace, "memberlist", !*mlOff, "profile", *mlProfile,
+		"encrypted", !*mlOff && !*mlClear)
 	return speaker.Run(ctx, cfg, speaker.Options{
-		NodeName: *nodeName, Namespace: *namespace, LBClass: *lbClass, MetricsAddr: *metricsAddr,
-		MLBindAddr: *mlBind, MLBindPort: *mlPort, MLProfile: *mlProfile, MLDisabled: *mlOff,
+		NodeName: *nodeName, Namespace: *namespace, LBClass: *lbClass, MetricsAddr: *metricsAddr, MetricsSecure: *metricsTLS,
+		MLBindAddr: *mlBind, MLBindPort: *mlPort, MLProfile: *mlProfile, MLDisabled: *mlOff, MLUnencrypted: *mlClear,
 		HandoverDelay: *handover, Log: log,
 	})
 }

@@ -15,10 +15,10 @@ import (
 )
 
 // Options returns cache options for a component running in namespace.
-// The configuration kinds (and Secrets, for BGP passwords and the
-// memberlist key) are watched in namespace; so are the kinds in
+// The configuration kinds are watched in namespace; so are the kinds in
 // inNamespace, restricted to the objects matching their selector when it
-// is not nil.
+// is not nil. Secrets are never cached: a component may read only the ones
+// it needs, by name (see ClientOptions and internal/secretwatch).
 func Options(namespace string, inNamespace map[client.Object]labels.Selector) cache.Options {
 	ns := map[string]cache.Config{namespace: {}}
 	by := map[client.Object]cache.ByObject{
@@ -28,10 +28,16 @@ func Options(namespace string, inNamespace map[client.Object]labels.Selector) ca
 		&metallbv1beta2.BGPPeer{}:          {Namespaces: ns},
 		&metallbv1beta1.BFDProfile{}:       {Namespaces: ns},
 		&metallbv1beta1.Community{}:        {Namespaces: ns},
-		&corev1.Secret{}:                   {Namespaces: ns},
 	}
 	for obj, sel := range inNamespace {
 		by[obj] = cache.ByObject{Namespaces: ns, Label: sel}
 	}
 	return cache.Options{ByObject: by, DefaultTransform: cache.TransformStripManagedFields()}
+}
+
+// ClientOptions keeps Secrets out of the cache: a cached read would start an
+// informer on every Secret, which needs the right to list them all. Secret
+// reads go to the API server, or through internal/secretwatch.
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
 }

@@ -20,7 +20,6 @@ func TestOptions(t *testing.T) {
 		label string
 	}{
 		{&metallbv1beta1.IPAddressPool{}, ""},
-		{&corev1.Secret{}, ""},
 		{&metallbv1beta1.ServiceL2Status{}, "metallb.io/node=n1"},
 	}
 	for _, tt := range tests {
@@ -44,6 +43,20 @@ func TestOptions(t *testing.T) {
 		if !found {
 			t.Errorf("%T not scoped", tt.obj)
 		}
+	}
+	// Secrets are read by name only: caching them would list them all.
+	for obj := range opts.ByObject {
+		if _, ok := obj.(*corev1.Secret); ok {
+			t.Error("Secrets are cached")
+		}
+	}
+	disabled := false
+	for _, obj := range ClientOptions().Cache.DisableFor {
+		_, ok := obj.(*corev1.Secret)
+		disabled = disabled || ok
+	}
+	if !disabled {
+		t.Error("the client reads Secrets through the cache")
 	}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "a", ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
 	out, err := opts.DefaultTransform(svc)

@@ -48,6 +48,10 @@ type Resources struct {
 	Nodes []corev1.Node
 	// Secrets hold BGPPeer passwords (spec.passwordSecret).
 	Secrets []corev1.Secret
+	// SecretErrors say why a named Secret could not be read (RBAC, say),
+	// by Secret name; a peer waiting for it reports that instead of
+	// "does not exist".
+	SecretErrors map[string]string
 }
 
 // Config is the validated configuration. Every list is sorted by name.

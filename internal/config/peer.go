@@ -312,6 +312,11 @@ func (b *builder) peerPassword(r ref, s *v1beta2.BGPPeerSpec, p *Peer) {
 			break
 		}
 	}
+	if why, ok := b.r.SecretErrors[sr.Name]; sec == nil && ok {
+		b.wait(r, ps.Child("name"), fmt.Sprintf(
+			"Secret %s/%s cannot be read (%s); Herald reads only the Secrets its RBAC names: add it to the chart's rbac.bgpPasswordSecrets", b.r.Namespace, sr.Name, why))
+		return
+	}
 	if sec == nil {
 		b.wait(r, ps.Child("name"), fmt.Sprintf(
 			"Secret %s/%s does not exist (yet); the peer is configured once it is created", b.r.Namespace, sr.Name))

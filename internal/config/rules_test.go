@@ -206,6 +206,14 @@ func TestRules(t *testing.T) {
 			return s
 		}())}},
 			kind: KindBGPPeer, obj: "q", field: "spec.passwordSecret.name", fragments: []string{"does not exist"}, transient: true},
+		{name: "password Secret that cannot be read says why", res: Resources{
+			SecretErrors: map[string]string{"pw": `secrets "pw" is forbidden`},
+			BGPPeers: []v1beta2.BGPPeer{peer("q", func() v1beta2.BGPPeerSpec {
+				s := ebgp("192.0.2.1")
+				s.PasswordSecret = corev1.SecretReference{Name: "pw"}
+				return s
+			}())}},
+			kind: KindBGPPeer, obj: "q", field: "spec.passwordSecret.name", fragments: []string{"cannot be read", "forbidden", "rbac.bgpPasswordSecrets"}, transient: true},
 		{name: "password Secret of the wrong type", res: Resources{
 			Secrets: []corev1.Secret{secret("pw", corev1.SecretTypeOpaque, map[string]string{"password": "x"})},
 			BGPPeers: []v1beta2.BGPPeer{peer("q", func() v1beta2.BGPPeerSpec {

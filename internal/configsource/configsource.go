@@ -6,8 +6,11 @@ package configsource
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
@@ -18,19 +21,21 @@ import (
 // Load reads every configuration object in the namespace, and the
 // Namespaces and Secrets the configuration refers to, as one set. It also
 // returns the objects by "Kind/name", for Events about them.
+//
+// Secrets are read one by one, by the names the BGPPeers give, never
+// listed: Herald's ServiceAccounts may read only the Secrets they need.
 func Load(ctx context.Context, c client.Reader, namespace string) (config.Resources, map[string]client.Object, error) {
 	res := config.Resources{Namespace: namespace}
 	objs := map[string]client.Object{}
 	in := client.InNamespace(namespace)
 	var (
-		pools  metallbv1beta1.IPAddressPoolList
-		l2     metallbv1beta1.L2AdvertisementList
-		bgp    metallbv1beta1.BGPAdvertisementList
-		peers  metallbv1beta2.BGPPeerList
-		bfds   metallbv1beta1.BFDProfileList
-		comms  metallbv1beta1.CommunityList
-		nss    corev1.NamespaceList
-		secret corev1.SecretList
+		pools metallbv1beta1.IPAddressPoolList
+		l2    metallbv1beta1.L2AdvertisementList
+		bgp   metallbv1beta1.BGPAdvertisementList
+		peers metallbv1beta2.BGPPeerList
+		bfds  metallbv1beta1.BFDProfileList
+		comms metallbv1beta1.CommunityList
+		nss   corev1.NamespaceList
 	)
 	for _, l := range []struct {
 		list client.ObjectList
@@ -38,7 +43,7 @@ func Load(ctx context.Context, c client.Reader, namespace string) (config.Resour
 	}{
 		{&pools, []client.ListOption{in}}, {&l2, []client.ListOption{in}}, {&bgp, []client.ListOption{in}},
 		{&peers, []client.ListOption{in}}, {&bfds, []client.ListOption{in}}, {&comms, []client.ListOption{in}},
-		{&nss, nil}, {&secret, []client.ListOption{in}},
+		{&nss, nil},
 	} {
 		if err := c.List(ctx, l.list, l.opts...); err != nil {
 			return res, nil, fmt.Errorf("list %T: %w", l.list, err)
@@ -46,7 +51,8 @@ func Load(ctx context.Context, c client.Reader, namespace string) (config.Resour
 	}
 	res.Pools, res.L2Advertisements, res.BGPAdvertisements = pools.Items, l2.Items, bgp.Items
 	res.BGPPeers, res.BFDProfiles, res.Communities = peers.Items, bfds.Items, comms.Items
-	res.Namespaces, res.Secrets = nss.Items, secret.Items
+	res.Namespaces = nss.Items
+	ReadSecrets(ctx, c, &res)
 	for i := range pools.Items {
 		objs["IPAddressPool/"+pools.Items[i].Name] = &pools.Items[i]
 	}
@@ -66,4 +72,38 @@ func Load(ctx context.Context, c client.Reader, namespace string) (config.Resour
 		objs["Community/"+comms.Items[i].Name] = &comms.Items[i]
 	}
 	return res, objs, nil
+}
+
+// ReadSecrets adds to res the password Secrets its BGPPeers name that it
+// does not hold yet. A Secret that does not exist is left out (the peer
+// waits for it); one that cannot be read is recorded with the reason, so
+// the problem says why rather than "does not exist".
+func ReadSecrets(ctx context.Context, c client.Reader, res *config.Resources) {
+	// Copies: res may share them with another Resources (the webhook's
+	// before and after).
+	res.Secrets = slices.Clone(res.Secrets)
+	res.SecretErrors = maps.Clone(res.SecretErrors)
+	have := map[string]bool{}
+	for _, s := range res.Secrets {
+		have[s.Name] = true
+	}
+	for _, p := range res.BGPPeers {
+		ref := p.Spec.PasswordSecret
+		if ref.Name == "" || (ref.Namespace != "" && ref.Namespace != res.Namespace) || have[ref.Name] {
+			continue
+		}
+		have[ref.Name] = true
+		var sec corev1.Secret
+		err := c.Get(ctx, client.ObjectKey{Namespace: res.Namespace, Name: ref.Name}, &sec)
+		switch {
+		case err == nil:
+			res.Secrets = append(res.Secrets, sec)
+		case apierrors.IsNotFound(err):
+		default:
+			if res.SecretErrors == nil {
+				res.SecretErrors = map[string]string{}
+			}
+			res.SecretErrors[ref.Name] = err.Error()
+		}
+	}
 }

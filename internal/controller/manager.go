@@ -5,7 +5,6 @@ package controller
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,14 +26,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
 	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
 	"github.com/herald-lb/herald/internal/cachescope"
 	"github.com/herald-lb/herald/internal/lbclass"
+	"github.com/herald-lb/herald/internal/metricsauth"
 	"github.com/herald-lb/herald/internal/scheme"
+	"github.com/herald-lb/herald/internal/secretwatch"
 )
 
 // Options configure the controller.
@@ -44,7 +45,7 @@ type Options struct {
 	// handles only class X.
 	LBClass string
 	// MetricsAddr serves /metrics ("0" disables); MetricsSecure serves it
-	// over HTTPS with a self-signed certificate.
+	// over HTTPS to authorized callers only (internal/metricsauth).
 	MetricsAddr   string
 	MetricsSecure bool
 	// HealthAddr serves /healthz and /readyz ("0" disables).
@@ -96,11 +97,8 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 		Cache: cachescope.Options(opts.Namespace, map[client.Object]labels.Selector{
 			&metallbv1beta1.ConfigurationState{}: nil,
 		}),
-		Metrics: metricsserver.Options{
-			BindAddress:   opts.MetricsAddr,
-			SecureServing: opts.MetricsSecure,
-			TLSOpts:       []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
-		},
+		Client:                        cachescope.ClientOptions(),
+		Metrics:                       metricsauth.Options(opts.MetricsAddr, opts.MetricsSecure),
 		HealthProbeBindAddress:        opts.HealthAddr,
 		LeaderElection:                opts.LeaderElection,
 		LeaderElectionID:              opts.LeaderElectionID,
@@ -169,8 +167,24 @@ func Setup(mgr manager.Manager, opts Options) error {
 		return fmt.Errorf("service controller: %w", err)
 	}
 
+	// BGP password Secrets are read by name, each through a watch of its
+	// own that requeues the configuration when the Secret changes.
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+	secretEvents := make(chan event.GenericEvent, 1)
+	secrets := secretwatch.New(cs, opts.Namespace, func() {
+		select {
+		case secretEvents <- event.GenericEvent{Object: &corev1.Secret{}}:
+		default: // one pending reload reads every Secret anew
+		}
+	})
+	if err := mgr.Add(secrets); err != nil {
+		return err
+	}
 	cfgR := &configReconciler{
-		client: mgr.GetClient(), reader: mgr.GetAPIReader(), namespace: opts.Namespace,
+		client: secretwatch.Client{Client: mgr.GetClient(), Secrets: secrets}, reader: mgr.GetAPIReader(), namespace: opts.Namespace,
 		state: state, metrics: m, recorder: recorder, log: log.WithName("config"), services: svcR,
 		enqueueAll: func(ctx context.Context) {
 			var list corev1.ServiceList
@@ -195,10 +209,11 @@ func Setup(mgr manager.Manager, opts Options) error {
 	for _, obj := range []client.Object{
 		&metallbv1beta1.IPAddressPool{}, &metallbv1beta1.L2Advertisement{}, &metallbv1beta1.BGPAdvertisement{},
 		&metallbv1beta2.BGPPeer{}, &metallbv1beta1.BFDProfile{}, &metallbv1beta1.Community{},
-		&corev1.Namespace{}, &corev1.Secret{},
+		&corev1.Namespace{},
 	} {
 		b = b.Watches(obj, one)
 	}
+	b = b.WatchesRawSource(source.Channel(secretEvents, one))
 	// A tick source makes the first load happen even with no configuration
 	// objects at all.
 	start := make(chan event.GenericEvent, 1)

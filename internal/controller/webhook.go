@@ -176,6 +176,8 @@ func (v *validator) Handle(ctx context.Context, req admission.Request) admission
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
+	// A BGPPeer may name a Secret the stored configuration does not.
+	configsource.ReadSecrets(ctx, v.reader, &after)
 	if req.Operation == admissionv1.Delete {
 		if v.kind.kind == "BFDProfile" {
 			for _, p := range before.BGPPeers {

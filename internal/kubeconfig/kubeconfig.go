@@ -9,8 +9,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
-// Write saves cfg's server and credentials as the current context of a
-// kubeconfig file at path.
+// Write saves cfg's server, credentials and impersonated user as the
+// current context of a kubeconfig file at path.
 func Write(cfg *rest.Config, path string) error {
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["herald"] = &clientcmdapi.Cluster{
@@ -21,6 +21,7 @@ func Write(cfg *rest.Config, path string) error {
 		ClientCertificateData: cfg.CertData,
 		ClientKeyData:         cfg.KeyData,
 		Token:                 cfg.BearerToken,
+		Impersonate:           cfg.Impersonate.UserName,
 	}
 	kc.Contexts["herald"] = &clientcmdapi.Context{Cluster: "herald", AuthInfo: "herald"}
 	kc.CurrentContext = "herald"

@@ -79,12 +79,7 @@ func (s *speaker) applyBGP(ctx context.Context, plan BGPPlan, cfg *config.Config
 	r.allGR = true
 	for _, p := range plan.Peers {
 		r.allGR = r.allGR && p.EnableGracefulRestart
-		bp, err := s.bgpPeer(ctx, p, cfg)
-		if err != nil {
-			s.log.Error(err, "BGP peer not configured", "peer", p.Name)
-			continue
-		}
-		peers = append(peers, bp)
+		peers = append(peers, s.bgpPeer(p, cfg))
 	}
 	if err := r.sp.SetPeers(ctx, peers); err != nil {
 		return fmt.Errorf("bgp peers: %w", err)
@@ -124,7 +119,9 @@ func routerID(peers []*config.Peer, nodeIP netip.Addr, node string) netip.Addr {
 	return netip.AddrFrom4([4]byte{h[0], h[1], h[2], h[3]})
 }
 
-func (s *speaker) bgpPeer(ctx context.Context, p *config.Peer, cfg *config.Config) (bgp.Peer, error) {
+// bgpPeer is the session for p; its password came with the configuration,
+// from the Secret p names.
+func (s *speaker) bgpPeer(p *config.Peer, cfg *config.Config) bgp.Peer {
 	bp := bgp.Peer{
 		Name: p.Name, Address: p.Address, Port: p.Port, ASN: p.ASN, LocalASN: p.MyASN,
 		SourceAddress: p.SourceAddress, HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime, ConnectTime: p.ConnectTime,
@@ -147,13 +144,6 @@ func (s *speaker) bgpPeer(ctx context.Context, p *config.Peer, cfg *config.Confi
 	if p.LocalASN != 0 {
 		bp.LocalASN = p.LocalASN
 	}
-	if p.PasswordSecret != "" {
-		var sec corev1.Secret
-		if err := s.client.Get(ctx, types.NamespacedName{Namespace: s.opts.Namespace, Name: p.PasswordSecret}, &sec); err != nil {
-			return bp, fmt.Errorf("password secret %q: %w", p.PasswordSecret, err)
-		}
-		bp.Password = string(sec.Data["password"])
-	}
 	if p.BFDProfile != "" {
 		if prof := cfg.BFDProfile(p.BFDProfile); prof != nil {
 			bp.BFD = &bgp.BFDProfile{
@@ -163,7 +153,7 @@ func (s *speaker) bgpPeer(ctx context.Context, p *config.Peer, cfg *config.Confi
 			}
 		}
 	}
-	return bp, nil
+	return bp
 }
 
 // watchBGP raises an Event on a BGPPeer whose session fails, once per new

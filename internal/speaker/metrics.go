@@ -13,6 +13,9 @@ type metrics struct {
 	announced                       *prometheus.GaugeVec
 	requests, responses, gratuitous *prometheus.CounterVec
 	conflicts                       *prometheus.CounterVec
+	// keyUnavailable is 1 while the speaker cannot join the memberlist
+	// for want of its key, and so announces nothing over Layer 2.
+	keyUnavailable prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -26,8 +29,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		responses:  c("metallb_layer2_responses_sent", "ARP/NDP answers sent for an announced address."),
 		gratuitous: c("metallb_layer2_gratuitous_sent", "Gratuitous ARP / unsolicited NA sent for an announced address."),
 		conflicts:  c("herald_layer2_address_conflicts_total", "Times another MAC answered for an address this node announces."),
+		keyUnavailable: prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_speaker_memberlist_key_unavailable",
+			Help: "1 while this speaker cannot join the memberlist (it cannot read the memberlist Secret's key) and so announces nothing over Layer 2."}),
 	}
-	reg.MustRegister(m.announced, m.requests, m.responses, m.gratuitous, m.conflicts)
+	reg.MustRegister(m.announced, m.requests, m.responses, m.gratuitous, m.conflicts, m.keyUnavailable)
 	return m
 }
 

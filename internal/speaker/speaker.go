@@ -2,7 +2,6 @@ package speaker
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -30,7 +30,6 @@ import (
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
 	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
@@ -39,7 +38,9 @@ import (
 	"github.com/herald-lb/herald/internal/configsource"
 	"github.com/herald-lb/herald/internal/lbclass"
 	"github.com/herald-lb/herald/internal/membership"
+	"github.com/herald-lb/herald/internal/metricsauth"
 	"github.com/herald-lb/herald/internal/scheme"
+	"github.com/herald-lb/herald/internal/secretwatch"
 )
 
 // Options configure a speaker.
@@ -47,8 +48,10 @@ type Options struct {
 	NodeName  string
 	Namespace string
 	LBClass   string
-	// MetricsAddr serves /metrics ("0" disables).
-	MetricsAddr string
+	// MetricsAddr serves /metrics ("0" disables); MetricsSecure serves it
+	// over HTTPS to authorized callers only (internal/metricsauth).
+	MetricsAddr   string
+	MetricsSecure bool
 	// Memberlist: bind address (empty: the node's InternalIP), port, and
 	// the detection profile ("fast" or "lan"). Disabled falls back to Node
 	// Ready conditions, which is much slower (the node lifecycle controller
@@ -57,6 +60,10 @@ type Options struct {
 	MLBindPort int
 	MLProfile  string
 	MLDisabled bool
+	// MLUnencrypted gossips in clear, without the memberlist Secret.
+	// Otherwise the speaker joins only once it can read the key, and
+	// announces nothing over Layer 2 until then.
+	MLUnencrypted bool
 	// HandoverDelay is how long a stopping speaker keeps answering after it
 	// has left the membership, while the next owners take over.
 	HandoverDelay time.Duration
@@ -100,7 +107,8 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			&metallbv1beta1.ServiceL2Status{}:  thisNode,
 			&metallbv1beta1.ServiceBGPStatus{}: thisNode,
 		}),
-		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		Client:                 cachescope.ClientOptions(),
+		Metrics:                metricsauth.Options(opts.MetricsAddr, opts.MetricsSecure),
 		HealthProbeBindAddress: "0",
 	})
 	if err != nil {
@@ -117,6 +125,15 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		kick:  make(chan struct{}, 1),
 		owned: map[string]Announcement{},
 	}
+	// BGP password Secrets are read by name, each through a watch that
+	// resyncs on a change (the speaker may not list Secrets).
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+	secrets := secretwatch.New(cs, opts.Namespace, s.trigger)
+	defer secrets.Stop()
+	s.client = secretwatch.Client{Client: s.client, Secrets: secrets}
 	// Every watched change kicks one sync; the sync looks at everything.
 	kick := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []ctrl.Request {
 		s.trigger()
@@ -125,7 +142,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	b := ctrl.NewControllerManagedBy(mgr).Named("speaker-watch").
 		WithOptions(crcontroller.Options{SkipNameValidation: ptrTrue()})
 	for _, obj := range []client.Object{
-		&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}, &corev1.Namespace{}, &corev1.Secret{},
+		&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}, &corev1.Namespace{},
 		&metallbv1beta1.IPAddressPool{}, &metallbv1beta1.L2Advertisement{}, &metallbv1beta1.Community{},
 		&metallbv1beta1.BGPAdvertisement{}, &metallbv1beta2.BGPPeer{}, &metallbv1beta1.BFDProfile{},
 	} {
@@ -159,13 +176,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	})
 
 	if !opts.MLDisabled {
-		ml, err := s.startMembership(ctx, runCtx, slogger)
-		if err != nil {
+		if err := s.prepareMembership(ctx, runCtx, slogger); err != nil {
 			stopMgr()
 			<-mgrDone
 			return err
 		}
-		s.ml = ml
 	}
 
 	s.watchLinks(runCtx)
@@ -209,7 +224,8 @@ type speaker struct {
 	log        logr.Logger
 	metrics    *metrics
 	responders *responders
-	ml         *membership.Membership
+	gossip     *gossip                // nil with memberlist disabled
+	ml         *membership.Membership // nil until joined
 	bgp        *bgpRunner
 	runCtx     context.Context // lives until the speaker has stopped
 
@@ -242,9 +258,6 @@ func (s *speaker) loop(ctx context.Context) {
 	t := time.NewTicker(s.opts.Resync)
 	defer t.Stop()
 	var mlChanges <-chan struct{}
-	if s.ml != nil {
-		mlChanges = s.ml.Changes()
-	}
 	s.trigger()
 	for {
 		select {
@@ -254,59 +267,13 @@ func (s *speaker) loop(ctx context.Context) {
 		case <-mlChanges:
 		case <-t.C:
 		}
+		s.joinMembership(ctx)
+		if mlChanges == nil && s.ml != nil {
+			mlChanges = s.ml.Changes()
+		}
 		if err := s.sync(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error(err, "sync")
 		}
-	}
-}
-
-// startMembership joins the speakers' memberlist, encrypted with the key
-// from the memberlist Secret, finding peers from the Node objects.
-func (s *speaker) startMembership(ctx, runCtx context.Context, log *slog.Logger) (*membership.Membership, error) {
-	bind := s.opts.MLBindAddr
-	if bind == "" {
-		var node corev1.Node
-		if err := s.client.Get(ctx, types.NamespacedName{Name: s.opts.NodeName}, &node); err != nil {
-			return nil, fmt.Errorf("node %q: %w (or give --ml-bind-addr)", s.opts.NodeName, err)
-		}
-		bind = nodeAddress(&node, "")
-		if bind == "" {
-			return nil, fmt.Errorf("node %q has no InternalIP to bind memberlist to; give --ml-bind-addr", s.opts.NodeName)
-		}
-	}
-	key := s.memberlistKey(ctx)
-	ml, err := membership.New(membership.Config{
-		NodeName: s.opts.NodeName, BindAddr: bind, BindPort: s.opts.MLBindPort, SecretKey: key,
-		Profile: s.opts.MLProfile, Logger: log.With("component", "memberlist"),
-		Peers: func() []string { return s.peers(runCtx, bind) },
-	})
-	if err != nil {
-		return nil, fmt.Errorf("memberlist: %w", err)
-	}
-	if err := ml.Start(runCtx); err != nil {
-		return nil, fmt.Errorf("memberlist: %w", err)
-	}
-	return ml, nil
-}
-
-// memberlistKey derives the AES key from the memberlist Secret the way
-// MetalLB's speaker does (the secret's bytes followed by SHA-256 of
-// nothing, first 32 bytes), so the same Secret means the same key. It waits
-// a little for the controller to create the Secret.
-func (s *speaker) memberlistKey(ctx context.Context) []byte {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var sec corev1.Secret
-		err := s.reader.Get(ctx, types.NamespacedName{Namespace: s.opts.Namespace, Name: "memberlist"}, &sec)
-		if err == nil && len(sec.Data["secretkey"]) > 0 {
-			sum := sha256.Sum256(nil)
-			return append(append([]byte{}, sec.Data["secretkey"]...), sum[:]...)[:32]
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			s.log.Info("memberlist secret not found; gossip is NOT encrypted", "secret", s.opts.Namespace+"/memberlist")
-			return nil
-		}
-		time.Sleep(500 * time.Millisecond)
 	}
 }
 
@@ -372,8 +339,11 @@ func (s *speaker) nodeIPv4(ctx context.Context) netip.Addr {
 // it wins, or both would answer for a moment. Their clients' caches keep
 // sending to them meanwhile, so the pause loses no traffic.
 func (s *speaker) ready() bool {
-	if s.ml == nil {
+	if s.opts.MLDisabled {
 		return true
+	}
+	if s.ml == nil {
+		return false // no member yet: see joinMembership
 	}
 	select {
 	case <-s.ml.Ready():
@@ -531,7 +501,7 @@ func (s *speaker) inputs(ctx context.Context, cfg *config.Config) (Inputs, error
 			}
 		}
 		in.Nodes[n.Name] = node
-		if s.ml == nil {
+		if s.opts.MLDisabled {
 			in.Live[n.Name] = ready
 		}
 	}
