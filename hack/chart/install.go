@@ -32,11 +32,15 @@ func release(ctx context.Context, cmd string, args []string, out io.Writer) erro
 	name := fs.String("release", "herald", "release name")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long --wait waits for the release's resources to be ready")
 	wait := fs.Bool("wait", true, "wait for the release's resources to be ready (false: a cluster without nodes)")
+	kindOrder := fs.String("kind-order", "helm3", "create the objects in the kind order of helm3 or helm4 (order.go)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *kubeconfig == "" {
 		return errors.New("-kubeconfig is required")
+	}
+	if err := setKindOrder(*kindOrder); err != nil {
+		return err
 	}
 	chartDir := filepath.Join("..", "..", "charts", "herald") // from hack/chart
 	if fs.NArg() > 0 {
