@@ -48,7 +48,7 @@ type Peer struct {
 	LocalASN uint32 // 0 means Config.ASN
 
 	SourceAddress netip.Addr
-	// HoldTime 0 means GoBGP's default (90 s). KeepaliveTime 0 means
+	// HoldTime 0 means GoBGP's default (90 s; config never passes 0). KeepaliveTime 0 means
 	// HoldTime/3. ConnectTime 0 means DefaultConnectTime.
 	HoldTime, KeepaliveTime, ConnectTime time.Duration
 

@@ -50,6 +50,24 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// TestHoldTimeZeroWarned: GoBGP fills a zero hold time with its default,
+// so Herald says so instead of accepting a 0 it cannot honour.
+func TestHoldTimeZeroWarned(t *testing.T) {
+	in := func(hold string) Resources {
+		r := onePeer(func(s *v1beta2.BGPPeerSpec) { s.HoldTime = dur(hold) })
+		r.Namespace = testNS
+		return r
+	}
+	res := Validate(in("0s"))
+	if len(res.Problems) > 0 || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].String(), "BGPPeer/q: spec.holdTime: holdTime 0 asks for no hold timer") {
+		t.Errorf("problems %v, warnings %v; want one holdTime warning", res.Problems, res.Warnings)
+	}
+	res = Validate(in("500ms"))
+	if len(res.Problems) != 1 || !strings.Contains(res.Problems[0].Message, "at least 3s") {
+		t.Errorf("500ms: problems %v, want one: at least 3s", res.Problems)
+	}
+}
+
 func TestTimers(t *testing.T) {
 	tests := []struct {
 		name            string
@@ -62,7 +80,8 @@ func TestTimers(t *testing.T) {
 		{"hold only, not divisible", dur("10s"), nil, 10 * time.Second, 3 * time.Second},
 		{"keepalive only", nil, dur("10s"), 30 * time.Second, 10 * time.Second},
 		{"both", dur("30s"), dur("5s"), 30 * time.Second, 5 * time.Second},
-		{"hold 0 disables", dur("0s"), nil, 0, 0},
+		{"hold 0 as unset (GoBGP has no hold-timer-less session)", dur("0s"), nil, 90 * time.Second, 30 * time.Second},
+		{"hold 0 with keepalive", dur("0s"), dur("10s"), 30 * time.Second, 10 * time.Second},
 		{"truncated to seconds", dur("3500ms"), nil, 3 * time.Second, time.Second},
 		{"largest hold", dur("65535s"), nil, 65535 * time.Second, 21845 * time.Second},
 		{"largest keepalive alone", nil, dur("21845s"), 65535 * time.Second, 21845 * time.Second},

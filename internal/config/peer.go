@@ -44,8 +44,8 @@ type Peer struct {
 	// SourceAddress is the local address to use; not valid when unset.
 	SourceAddress netip.Addr
 	Port          uint16
-	// HoldTime and KeepaliveTime are whole seconds. A HoldTime of 0 means
-	// no hold timer and no keepalives.
+	// HoldTime and KeepaliveTime are whole seconds, never 0: a holdTime
+	// of 0 is warned about and applies as if unset.
 	HoldTime      time.Duration
 	KeepaliveTime time.Duration
 	// ConnectTime is the wait between connection attempts; 0 means the BGP
@@ -250,10 +250,17 @@ func (b *builder) timers(r ref, hold, keep *metav1.Duration) (time.Duration, tim
 	}
 	h, hasHold := sec("holdTime", hold)
 	k, hasKeep := sec("keepaliveTime", keep)
+	if hasHold && hold.Duration == 0 {
+		// GoBGP fills a zero hold time with its default: Herald cannot run
+		// a session without a hold timer, as FRR can. Say so, and do what
+		// GoBGP will do.
+		b.warn(r, spec.Child("holdTime"), "holdTime 0 asks for no hold timer, which Herald's BGP cannot run: it applies as if unset (90s, or 3 × keepaliveTime); set 3s-65535s to choose")
+		hasHold = false
+	}
 	switch {
-	case hasHold && h != 0 && h < minHoldTime:
+	case hasHold && hold.Duration > 0 && h < minHoldTime:
 		b.fail(r, spec.Child("holdTime"), fmt.Sprintf(
-			"holdTime %s must be 0 (no hold timer) or at least 3s (it is counted in whole seconds)", hold.Duration))
+			"holdTime %s must be at least 3s (it is counted in whole seconds)", hold.Duration))
 	case hasHold && h > maxHoldTime:
 		b.fail(r, spec.Child("holdTime"), fmt.Sprintf(
 			"holdTime %s must be at most 65535s: BGP sends it in 16 bits, so a longer one would arrive cut short (65536s as 0, no hold timer)", hold.Duration))
@@ -275,11 +282,7 @@ func (b *builder) timers(r ref, hold, keep *metav1.Duration) (time.Duration, tim
 		return 3 * k, k
 	}
 	if k > h {
-		msg := fmt.Sprintf("keepaliveTime %s exceeds holdTime %s; it must not be longer (a third of the hold time is usual)", k, h)
-		if h == 0 {
-			msg = "keepaliveTime is set but holdTime is 0, which sends no keepalives; remove keepaliveTime or set a holdTime of at least 3s"
-		}
-		b.fail(r, spec.Child("keepaliveTime"), msg)
+		b.fail(r, spec.Child("keepaliveTime"), fmt.Sprintf("keepaliveTime %s exceeds holdTime %s; it must not be longer (a third of the hold time is usual)", k, h))
 	}
 	return h, k
 }
