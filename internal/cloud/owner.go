@@ -111,6 +111,7 @@ type Result struct {
 // elsewhere. Retryable errors are retried with backoff up to
 // Backoff.Attempts; a permanent error is returned at once, for the caller
 // to report, and the IP is not asked about again until the next check.
+// Errors name the floating IP and the server (the provider's operation).
 func (o *Owner) Reconcile(ctx context.Context, id string) (Result, error) {
 	if ok, err := o.cfg.Arbiter.Acquire(ctx, id, o.cfg.Node); err != nil {
 		return Result{}, fmt.Errorf("floating IP %s: lease: %w", id, err)
@@ -125,7 +126,7 @@ func (o *Owner) Reconcile(ctx context.Context, id string) (Result, error) {
 	})
 	if err != nil {
 		o.log.Error("cannot read floating IP", "floatingIP", id, "code", ErrorCode(err), "class", Classify(err), "err", err)
-		return Result{}, fmt.Errorf("floating IP %s: %w", id, err)
+		return Result{}, err
 	}
 	res := Result{Outcome: InPlace, Previous: fip.Server}
 	if fip.Server == o.cfg.Server {
@@ -159,7 +160,7 @@ func (o *Owner) assign(ctx context.Context, id string, res Result) (Result, erro
 		return res, nil
 	case err != nil:
 		o.log.Error("cannot assign floating IP", "floatingIP", id, "attempts", attempts, "code", ErrorCode(err), "class", Classify(err), "err", err)
-		return res, fmt.Errorf("floating IP %s: assign to server %s: %w", id, o.cfg.Server, err)
+		return res, err
 	}
 	now := o.cfg.Now()
 	res.Outcome, res.Duration = Assigned, now.Sub(start)
