@@ -199,3 +199,32 @@ func TestRunningActionLocks(t *testing.T) {
 		t.Errorf("after the action: %+v, %v; want on server %s", fip, err, serverB)
 	}
 }
+
+// TestHoldDown: something else (a person, Terraform, another controller)
+// takes the IP right after this node moved it. The owner does not fight
+// back within the hold-down, and reports it; after it, the owner moves the
+// IP back once.
+func TestHoldDown(t *testing.T) {
+	e := newEnv(t, hcloudsim.Options{})
+	e.sim.AddFloatingIP(7, "web", "203.0.113.10", 3)
+	ctx := testContext(t)
+	o := e.owner(t, "node-a", serverA, newArbiter(), nil) // hold-down 500 ms
+	if res, err := o.Reconcile(ctx, "7"); err != nil || res.Outcome != cloud.Assigned {
+		t.Fatalf("first move: %+v, %v", res, err)
+	}
+	moved := time.Now()
+	if err := e.prov.Assign(ctx, "7", serverB); err != nil { // someone else
+		t.Fatal(err)
+	}
+	res, err := o.Reconcile(ctx, "7")
+	if err != nil || res.Outcome != cloud.HoldingDown || res.Previous != serverB {
+		t.Fatalf("within the hold-down: %+v, %v; want HoldingDown, IP on %s", res, err, serverB)
+	}
+	if n := len(assignTimes(e.sim)); n != 2 || e.sim.Assignment(7) != 2 {
+		t.Fatalf("within the hold-down: %d assigns, IP on %d; want 2 (ours, theirs), on 2", n, e.sim.Assignment(7))
+	}
+	time.Sleep(time.Until(moved.Add(500 * time.Millisecond)))
+	if res, err := o.Reconcile(ctx, "7"); err != nil || res.Outcome != cloud.Assigned || e.sim.Assignment(7) != 1 {
+		t.Fatalf("after the hold-down: %+v, %v, IP on %d; want assigned back to 1", res, err, e.sim.Assignment(7))
+	}
+}
