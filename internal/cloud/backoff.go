@@ -22,8 +22,9 @@ type Backoff struct {
 	Rand func() float64
 }
 
-// DefaultBackoff waits about 1, 2, 4, 8 and 16 s between six attempts:
-// about half a minute, within which Hetzner's locks and short outages end.
+// DefaultBackoff makes six attempts, with steps of 1, 2, 4, 8 and 16 s
+// between them (half to all of each waited): 15 to 31 s, within which
+// Hetzner's locks and short outages end, before an outage is reported.
 func DefaultBackoff() Backoff {
 	return Backoff{Base: time.Second, Max: time.Minute, Attempts: 6}
 }
