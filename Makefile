@@ -80,7 +80,7 @@ lab-cluster: lab-build image ## Herald from its chart as Pods on three real node
 test-cluster: ## only the tests on real nodes (root): the chart as Pods, Layer 2, failover, BGP ECMP (make test runs them too)
 	assets="$$(hack/testenv.sh)"; nodes="$$(hack/testenv.sh nodes)"; \
 	KUBEBUILDER_ASSETS="$$assets" HERALD_NODE_ASSETS="$$nodes" HERALD_REQUIRE_ENVTEST=1 HERALD_REQUIRE_NETNS=1 \
-		$(GO) test -count=1 -timeout 20m -v -run 'Cluster|Chart' ./internal/lab/ ./test/cluster/
+		$(GO) test -count=1 -timeout 20m -v -run 'Cluster|Chart|Seed' ./internal/lab/ ./test/cluster/
 
 lab-down: lab-build ## remove whatever a killed `make lab` left behind (namespaces, processes, files)
 	bin/herald-lab lab-down
