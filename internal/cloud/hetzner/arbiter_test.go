@@ -10,6 +10,8 @@ import (
 	"github.com/herald-lb/herald/internal/cloud/hetzner/hcloudsim"
 )
 
+const tokenB = "token-b"
+
 // grantAll is no arbitration at all: the control that shows the partition
 // test sees ping-pong when there is some.
 type grantAll struct{}
@@ -62,11 +64,12 @@ func TestPartitionNoPingPong(t *testing.T) {
 		{"control, no arbiter: ping-pong", func() cloud.Arbiter { return grantAll{} }, 3, 1000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, hcloudsim.Options{ActionTime: 50 * time.Millisecond})
+			// Each node has its own token, so the log tells them apart.
+			e := newEnv(t, hcloudsim.Options{ActionTime: 50 * time.Millisecond, Tokens: []string{token, tokenB}})
 			e.sim.AddFloatingIP(7, "web", "203.0.113.10", 3) // node-c died
 			arb := tc.arbiter()
 			a := e.owner(t, "node-a", serverA, arb, nil)
-			b := e.owner(t, "node-b", serverB, arb, nil)
+			b := e.owner(t, "node-b", serverB, arb, e.provider(t, tokenB))
 			ctx, cancel := context.WithTimeout(context.Background(), run)
 			defer cancel()
 			var wg sync.WaitGroup
@@ -79,7 +82,15 @@ func TestPartitionNoPingPong(t *testing.T) {
 			if len(times) < tc.minAssigns || len(times) > tc.maxAssigns {
 				t.Errorf("%d assign requests in %v, want %d to %d", len(times), run, tc.minAssigns, tc.maxAssigns)
 			}
-			t.Logf("%d assign requests in %v, %d requests in all; IP on server %d", len(times), run, len(e.sim.Requests()), e.sim.Assignment(7))
+			sent := map[string]int{}
+			for _, r := range e.sim.Requests() {
+				sent[r.Token]++
+			}
+			if tc.maxAssigns == 1 && sent[token] > 0 && sent[tokenB] > 0 {
+				t.Errorf("both nodes sent requests (node-a %d, node-b %d): the one without the lease must send none", sent[token], sent[tokenB])
+			}
+			t.Logf("%d assign requests in %v; requests from node-a %d, node-b %d; IP on server %d",
+				len(times), run, sent[token], sent[tokenB], e.sim.Assignment(7))
 		})
 	}
 }

@@ -61,6 +61,7 @@ type Request struct {
 	Method string
 	Path   string // without /v1 and query
 	Query  string
+	Token  string // the bearer token sent
 	Status int    // 0 while unanswered
 	Code   string // the error code answered, if any
 }
@@ -233,14 +234,14 @@ func (s *Sim) front(api http.Handler) http.Handler {
 		// its answer is filled in when it is sent.
 		s.mu.Lock()
 		i := len(s.log)
-		s.log = append(s.log, Request{Time: time.Now(), Method: r.Method, Path: path, Query: r.URL.RawQuery})
+		token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		s.log = append(s.log, Request{Time: time.Now(), Method: r.Method, Path: path, Query: r.URL.RawQuery, Token: token})
 		s.mu.Unlock()
 		defer func() {
 			s.mu.Lock()
 			s.log[i].Status, s.log[i].Code = rec.status, rec.code
 			s.mu.Unlock()
 		}()
-		token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 		now := time.Now()
 		s.mu.Lock()
 		b := s.budgets[token]
