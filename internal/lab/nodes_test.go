@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -146,7 +148,21 @@ func httpGet(c *http.Client, u string) (string, error) {
 	return strings.TrimSpace(string(b)), err
 }
 
+// readTunables returns the kernel settings from before any cluster lab ran:
+// the shared record's while other labs hold it, else the current ones.
 func readTunables(t *testing.T) map[string]string {
+	t.Helper()
+	var rec tunables
+	if b, err := os.ReadFile(filepath.Join(DefaultStateDir, tunablesFile)); err == nil {
+		if err := json.Unmarshal(b, &rec); err != nil {
+			t.Fatal(err)
+		}
+		return rec.Original
+	}
+	return currentTunables(t)
+}
+
+func currentTunables(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, k := range kernelTunables {
@@ -162,8 +178,15 @@ func readTunables(t *testing.T) map[string]string {
 // checkNodesGone fails for anything of lab id's nodes still around.
 func checkNodesGone(t *testing.T, id, dir string, tunables map[string]string) {
 	t.Helper()
-	if after := readTunables(t); fmt.Sprint(after) != fmt.Sprint(tunables) {
-		t.Errorf("kernel settings not restored: %v, were %v", after, tunables)
+	// Restored once no other cluster lab (another test package) holds them.
+	b, err := os.ReadFile(filepath.Join(DefaultStateDir, tunablesFile))
+	switch {
+	case err == nil && strings.Contains(string(b), strconv.Quote(dir)):
+		t.Errorf("lab %s still holds the kernel settings: %s", id, b)
+	case err != nil:
+		if after := currentTunables(t); fmt.Sprint(after) != fmt.Sprint(tunables) {
+			t.Errorf("kernel settings not restored: %v, were %v", after, tunables)
+		}
 	}
 	mounts, _ := cgroupMounts()
 	for _, m := range mounts {

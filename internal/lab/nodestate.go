@@ -25,59 +25,111 @@ var kernelTunables = []string{
 	"kernel.keys.root_maxkeys", "kernel.keys.root_maxbytes",
 }
 
-const tunablesFile = "kernel-tunables.json"
+// tunables is the record, shared by every cluster lab under one state
+// folder, of the kernel settings from before the first of them started a
+// kubelet. Labs run side by side (the tests do), and each one's kubelets
+// rewrite the same global settings, so only the last lab to go may put
+// back the values, and only the first one's reading is the original.
+type tunables struct {
+	Original map[string]string `json:"original"`
+	Holders  []string          `json:"holders"` // the labs' folders
+}
+
+const (
+	tunablesFile = "kernel-tunables" // not *.json: Down reads those as labs' state
+	tunablesLock = "kernel-tunables.lock"
+)
 
 func sysctlPath(key string) string {
 	return filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
 }
 
-// saveKernelTunables records the sysctls before any kubelet runs, in the
-// lab's folder where Down finds them, and restores them on Close.
-func (l *Lab) saveKernelTunables() error {
-	saved := map[string]string{}
-	for _, k := range kernelTunables {
-		b, err := os.ReadFile(sysctlPath(k))
-		if err != nil {
-			return fmt.Errorf("sysctl %s: %w", k, err)
-		}
-		saved[k] = strings.TrimSpace(string(b))
+// withTunables runs fn on the shared record under an exclusive lock and
+// saves what fn leaves (removing the file when no lab holds it).
+func withTunables(stateDir string, fn func(t *tunables) error) error {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return err
 	}
-	b, err := json.Marshal(saved)
+	lock, err := os.OpenFile(filepath.Join(stateDir, tunablesLock), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(l.dir, tunablesFile), b, 0o600); err != nil {
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	path := filepath.Join(stateDir, tunablesFile)
+	var t tunables
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &t); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
 		return err
 	}
-	l.onClose(func() error { return restoreKernelTunables(l.dir) })
+	if err := fn(&t); err != nil {
+		return err
+	}
+	if len(t.Holders) == 0 {
+		return removeIfExists(path)
+	}
+	b, err = json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// saveKernelTunables joins the shared record before any kubelet of this lab
+// runs (recording the settings if it is the first), and leaves it on Close.
+func (l *Lab) saveKernelTunables() error {
+	err := withTunables(l.opts.StateDir, func(t *tunables) error {
+		if len(t.Holders) == 0 {
+			t.Original = map[string]string{}
+			for _, k := range kernelTunables {
+				b, err := os.ReadFile(sysctlPath(k))
+				if err != nil {
+					return fmt.Errorf("sysctl %s: %w", k, err)
+				}
+				t.Original[k] = strings.TrimSpace(string(b))
+			}
+		}
+		t.Holders = append(t.Holders, l.dir)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	l.onClose(func() error { return releaseKernelTunables(l.opts.StateDir, l.dir) })
 	return nil
 }
 
-// restoreKernelTunables writes back what saveKernelTunables recorded in dir,
-// where it differs.
-func restoreKernelTunables(dir string) error {
-	b, err := os.ReadFile(filepath.Join(dir, tunablesFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var saved map[string]string
-	if err := json.Unmarshal(b, &saved); err != nil {
-		return fmt.Errorf("%s: %w", tunablesFile, err)
-	}
-	var errs []error
-	for k, v := range saved {
-		cur, err := os.ReadFile(sysctlPath(k))
-		if err == nil && strings.TrimSpace(string(cur)) == v {
-			continue
+// releaseKernelTunables drops lab dir from the shared record, and holders
+// whose folder is gone (Down removed them); the last one out writes the
+// original settings back.
+func releaseKernelTunables(stateDir, dir string) error {
+	return withTunables(stateDir, func(t *tunables) error {
+		t.Holders = slices.DeleteFunc(t.Holders, func(h string) bool {
+			_, err := os.Stat(h)
+			return h == dir || errors.Is(err, fs.ErrNotExist)
+		})
+		if len(t.Holders) > 0 {
+			return nil
 		}
-		if err := os.WriteFile(sysctlPath(k), []byte(v), 0o644); err != nil {
-			errs = append(errs, fmt.Errorf("restore sysctl %s=%s: %w", k, v, err))
+		var errs []error
+		for k, v := range t.Original {
+			cur, err := os.ReadFile(sysctlPath(k))
+			if err == nil && strings.TrimSpace(string(cur)) == v {
+				continue
+			}
+			if err := os.WriteFile(sysctlPath(k), []byte(v), 0o644); err != nil {
+				errs = append(errs, fmt.Errorf("restore sysctl %s=%s: %w", k, v, err))
+			}
 		}
-	}
-	return errors.Join(errs...)
+		return errors.Join(errs...)
+	})
 }
 
 // cgroupMounts lists the mount points of the cgroup hierarchies.
@@ -206,8 +258,8 @@ func cgroupProcs(dir string) []int {
 }
 
 // removeNodeLeftovers is Down's part for real nodes: the cgroups of every
-// node of lab id and the kernel settings recorded in dir.
-func removeNodeLeftovers(id, dir string) error {
+// node of lab id, and its hold on the kernel settings.
+func removeNodeLeftovers(stateDir, id, dir string) error {
 	mounts, err := cgroupMounts()
 	if err != nil {
 		return err
@@ -224,7 +276,7 @@ func removeNodeLeftovers(id, dir string) error {
 		errs = append(errs, killCgroup(n))
 	}
 	if dir != "" {
-		errs = append(errs, restoreKernelTunables(dir))
+		errs = append(errs, releaseKernelTunables(stateDir, dir))
 	}
 	return errors.Join(errs...)
 }

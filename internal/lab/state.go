@@ -152,7 +152,7 @@ func removeLab(ctx context.Context, st labState, rep *DownReport) error {
 	if st.Dir != "" {
 		rep.Killed = append(rep.Killed, killMentioning(st.Dir+string(filepath.Separator))...)
 	}
-	if err := removeNodeLeftovers(st.ID, st.Dir); err != nil {
+	if err := removeNodeLeftovers(filepath.Dir(st.Dir), st.ID, st.Dir); err != nil {
 		errs = append(errs, err)
 	}
 	for _, ns := range st.Namespaces {
