@@ -21,6 +21,9 @@ type Arbiter interface {
 	// Acquire takes or renews the lease on ip for node. It returns false,
 	// and no error, when another node holds it.
 	Acquire(ctx context.Context, ip, node string) (bool, error)
+	// Release gives up node's lease on ip, if node holds it, so that the
+	// next owner need not wait for it to expire: a graceful handover.
+	Release(ctx context.Context, ip, node string) error
 }
 
 // MemoryArbiter is an Arbiter for one process: a lease per IP that lasts
@@ -65,6 +68,17 @@ func (a *MemoryArbiter) Acquire(_ context.Context, ip, node string) (bool, error
 	}
 	a.leases[ip] = l
 	return true, nil
+}
+
+// Release implements Arbiter. A released lease is free at once, hold-down
+// included: the holder chose to go, which is not flapping.
+func (a *MemoryArbiter) Release(_ context.Context, ip, node string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if l, ok := a.leases[ip]; ok && l.holder == node {
+		delete(a.leases, ip)
+	}
+	return nil
 }
 
 // Holder returns the node holding ip's lease, expired or not.

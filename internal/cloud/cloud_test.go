@@ -167,4 +167,20 @@ func TestMemoryArbiter(t *testing.T) {
 	if h := a.Holder("ip-1"); h != "a" {
 		t.Errorf("holder %q, want a", h)
 	}
+	// A release by another node changes nothing; by the holder, it frees
+	// the lease at once, within the hold-down too.
+	for _, step := range []struct {
+		release, acquire string
+		want             bool
+	}{
+		{"b", "b", false},
+		{"a", "b", true},
+	} {
+		if err := a.Release(ctx, "ip-1", step.release); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := a.Acquire(ctx, "ip-1", step.acquire); err != nil || got != step.want {
+			t.Errorf("after %s released: Acquire by %s = %v, %v; want %v", step.release, step.acquire, got, err, step.want)
+		}
+	}
 }

@@ -177,3 +177,14 @@ func (o *Owner) lastMove(id string) (time.Time, bool) {
 	t, ok := o.moved[id]
 	return t, ok
 }
+
+// Release gives up this node's lease on floating IP id, when it stops
+// owning it (a graceful shutdown, or the election chose another node), so
+// the next owner can take it at once. The IP itself stays assigned: it
+// keeps working until the next owner moves it.
+func (o *Owner) Release(ctx context.Context, id string) error {
+	if err := o.cfg.Arbiter.Release(ctx, id, o.cfg.Node); err != nil {
+		return fmt.Errorf("floating IP %s: release lease: %w", id, err)
+	}
+	return nil
+}

@@ -17,6 +17,7 @@ const tokenB = "token-b"
 type grantAll struct{}
 
 func (grantAll) Acquire(context.Context, string, string) (bool, error) { return true, nil }
+func (grantAll) Release(context.Context, string, string) error         { return nil }
 
 // assignTimes returns when each assign request of floating IP 7 arrived.
 func assignTimes(sim *hcloudsim.Sim) []time.Time {
@@ -137,4 +138,39 @@ func TestArbiterFailover(t *testing.T) {
 		t.Errorf("node-b took the IP %v after node-a stopped, before its %v lease expired", took, lease)
 	}
 	t.Logf("node-b took the IP over %v after node-a stopped (lease %v, hold-down %v)", took, newArbiter().Duration, newArbiter().HoldDown)
+}
+
+// TestArbiterHandover: node-a stops owning the IP and releases its lease;
+// node-b, checking every 10 ms, takes the IP over without waiting for the
+// lease to expire or the hold-down to pass.
+func TestArbiterHandover(t *testing.T) {
+	e := newEnv(t, hcloudsim.Options{ActionTime: 50 * time.Millisecond})
+	e.sim.AddFloatingIP(7, "web", "203.0.113.10", 3)
+	arb := &cloud.MemoryArbiter{Duration: 10 * time.Second, HoldDown: 10 * time.Second}
+	a := e.owner(t, "node-a", serverA, arb, nil)
+	b := e.owner(t, "node-b", serverB, arb, nil)
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	if res, err := a.Reconcile(ctx, "7"); err != nil || res.Outcome != cloud.Assigned {
+		t.Fatalf("node-a: %+v, %v", res, err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { checkLoop(ctx, t, b, nil) })
+	defer wg.Wait()
+	defer cancel()
+	time.Sleep(100 * time.Millisecond)
+	if e.sim.Assignment(7) != 1 {
+		t.Fatalf("node-b took the IP while node-a held the lease")
+	}
+	released := time.Now()
+	if err := a.Release(ctx, "7"); err != nil {
+		t.Fatal(err)
+	}
+	for e.sim.Assignment(7) != 2 {
+		if time.Since(released) > 2*time.Second {
+			t.Fatalf("node-b has not taken the IP %v after node-a released it", time.Since(released))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("node-b took the IP %v after node-a released it (lease and hold-down 10 s)", time.Since(released))
 }
