@@ -57,11 +57,12 @@ func (k *kubeNode) start(ctx context.Context, images []string, proxyKubeconfig s
 	// below: container root file systems, volumes and the Pods' network
 	// namespaces are mounted there, so they vanish with the node's processes
 	// instead of piling up in the host's mount table, and the fixed paths
-	// containerd, runc and the CNI plugins use are the node's own. nsenter
+	// containerd, runc, the CNI plugins and the kubelet (its device-plugin
+	// socket) use are the node's own. nsenter
 	// --net rather than `ip netns exec`, which remounts /sys and hides the
 	// cgroups.
 	script := `set -e
-for d in /run/netns /run/containerd /var/lib/cni /var/log/containers; do
+for d in /run/netns /run/containerd /var/lib/cni /var/lib/kubelet /var/log/containers; do
 	mkdir -p "$d"
 	mount -t tmpfs -o mode=0755 herald-lab "$d"
 done
