@@ -96,41 +96,54 @@ func TestPartitionNoPingPong(t *testing.T) {
 	}
 }
 
+// aHolds starts two owners sharing arb, node-a having moved IP 7 to its
+// server; ctx ends with the test or cancel.
+func aHolds(t *testing.T, arb cloud.Arbiter) (e *env, a, b *cloud.Owner, ctx context.Context, cancel context.CancelFunc) {
+	t.Helper()
+	e = newEnv(t, hcloudsim.Options{ActionTime: 50 * time.Millisecond})
+	e.sim.AddFloatingIP(7, "web", "203.0.113.10", 3)
+	a = e.owner(t, "node-a", serverA, arb, nil)
+	b = e.owner(t, "node-b", serverB, arb, nil)
+	ctx, cancel = context.WithCancel(testContext(t))
+	t.Cleanup(cancel)
+	if res, err := a.Reconcile(ctx, "7"); err != nil || res.Outcome != cloud.Assigned {
+		t.Fatalf("node-a: %+v, %v", res, err)
+	}
+	return e, a, b, ctx, cancel
+}
+
+// waitOn waits until the stand-in has IP 7 on server, and returns how
+// long that took from since.
+func waitOn(t *testing.T, sim *hcloudsim.Sim, server int64, since time.Time) time.Duration {
+	t.Helper()
+	for sim.Assignment(7) != server {
+		if time.Since(since) > 5*time.Second {
+			t.Fatalf("IP 7 still on server %d %v later, want on %d", sim.Assignment(7), time.Since(since), server)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(since)
+}
+
 // TestArbiterFailover: the arbiter does not stop a real failover. node-a
 // holds the IP and dies; node-b takes it once a's lease has expired and
 // the hold-down since a's move has passed, and not before.
 func TestArbiterFailover(t *testing.T) {
-	e := newEnv(t, hcloudsim.Options{ActionTime: 50 * time.Millisecond})
-	e.sim.AddFloatingIP(7, "web", "203.0.113.10", 3)
-	arb := newArbiter()
-	a := e.owner(t, "node-a", serverA, arb, nil)
-	b := e.owner(t, "node-b", serverB, arb, nil)
-	ctx, cancel := context.WithCancel(testContext(t))
-	defer cancel()
-	if res, err := a.Reconcile(ctx, "7"); err != nil || res.Outcome != cloud.Assigned {
-		t.Fatalf("node-a: %+v, %v", res, err)
-	}
+	e, a, b, ctx, cancel := aHolds(t, newArbiter())
 	stopA := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { checkLoop(ctx, t, a, stopA) })
 	wg.Go(func() { checkLoop(ctx, t, b, nil) })
+	defer wg.Wait()
+	defer cancel()
 	time.Sleep(time.Second)
 	if got := e.sim.Assignment(7); got != 1 || len(assignTimes(e.sim)) != 1 {
 		t.Fatalf("while node-a lives: IP on %d after %d assigns, want on 1 after 1", got, len(assignTimes(e.sim)))
 	}
 	close(stopA) // node-a dies
-	died := time.Now()
-	deadline := died.Add(5 * time.Second)
-	for e.sim.Assignment(7) != 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	took := time.Since(died)
-	cancel()
-	wg.Wait()
-
-	times := assignTimes(e.sim)
-	if e.sim.Assignment(7) != 2 || len(times) != 2 {
-		t.Fatalf("after node-a died: IP on %d after %d assigns, want on 2 after 2", e.sim.Assignment(7), len(times))
+	took := waitOn(t, e.sim, 2, time.Now())
+	if n := len(assignTimes(e.sim)); n != 2 {
+		t.Fatalf("after node-a died: %d assigns, want 2", n)
 	}
 	// node-a renewed at most one check (10 ms, plus the read) before it
 	// stopped.
@@ -144,16 +157,7 @@ func TestArbiterFailover(t *testing.T) {
 // node-b, checking every 10 ms, takes the IP over without waiting for the
 // lease to expire or the hold-down to pass.
 func TestArbiterHandover(t *testing.T) {
-	e := newEnv(t, hcloudsim.Options{ActionTime: 50 * time.Millisecond})
-	e.sim.AddFloatingIP(7, "web", "203.0.113.10", 3)
-	arb := &cloud.MemoryArbiter{Duration: 10 * time.Second, HoldDown: 10 * time.Second}
-	a := e.owner(t, "node-a", serverA, arb, nil)
-	b := e.owner(t, "node-b", serverB, arb, nil)
-	ctx, cancel := context.WithCancel(testContext(t))
-	defer cancel()
-	if res, err := a.Reconcile(ctx, "7"); err != nil || res.Outcome != cloud.Assigned {
-		t.Fatalf("node-a: %+v, %v", res, err)
-	}
+	e, a, b, ctx, cancel := aHolds(t, &cloud.MemoryArbiter{Duration: 10 * time.Second, HoldDown: 10 * time.Second})
 	var wg sync.WaitGroup
 	wg.Go(func() { checkLoop(ctx, t, b, nil) })
 	defer wg.Wait()
@@ -166,11 +170,5 @@ func TestArbiterHandover(t *testing.T) {
 	if err := a.Release(ctx, "7"); err != nil {
 		t.Fatal(err)
 	}
-	for e.sim.Assignment(7) != 2 {
-		if time.Since(released) > 2*time.Second {
-			t.Fatalf("node-b has not taken the IP %v after node-a released it", time.Since(released))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Logf("node-b took the IP %v after node-a released it (lease and hold-down 10 s)", time.Since(released))
+	t.Logf("node-b took the IP %v after node-a released it (lease and hold-down 10 s)", waitOn(t, e.sim, 2, released))
 }
