@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,4 +125,68 @@ func mustAddr(t *testing.T, s string) netip.Addr {
 		t.Fatalf("address %q: %v", s, err)
 	}
 	return a
+}
+
+// checkHandover judges a speaker Pod deleted on node from at deleted (gone
+// from the API at gone), from the client's requests and ARP rounds over the
+// whole drill. By design the stopping speaker keeps answering for its
+// handover delay beside its successor: two MACs may answer, those two only,
+// and only until the old Pod is gone. Some node other than from must have
+// answered, and no request may fail before the new speaker on from wins the
+// address back. A request in flight when it does is reset: its packets
+// reach a node that never saw the connection. That is logged, not failed:
+// Herald gives the address back to the node rendezvous hashing elects.
+func checkHandover(t *testing.T, l *lab.Lab, from string, deleted, gone time.Time, samples []lab.Sample, rounds []lab.Round) {
+	t.Helper()
+	var winBack time.Time // the first round from answers alone again
+	seen := map[string]bool{}
+	for _, r := range rounds {
+		var nodes []string
+		for _, mac := range r.MACs {
+			nodes = append(nodes, l.NodeByMAC(mac))
+		}
+		if len(nodes) > 1 && (r.Sent.Before(deleted) || r.Sent.After(gone) || len(nodes) != 2 || !slices.Contains(nodes, from)) {
+			t.Fatalf("ARP request at +%s answered by %v (speaker Pod deleted at 0, gone at +%s)",
+				r.Sent.Sub(deleted).Round(time.Millisecond), nodes, gone.Sub(deleted).Round(time.Millisecond))
+		}
+		for _, n := range nodes {
+			if n != from {
+				seen[n] = true
+			}
+		}
+		if len(seen) > 0 && winBack.IsZero() && len(nodes) == 1 && nodes[0] == from {
+			winBack = r.Sent
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatalf("no node but %s answered ARP in %d rounds: the deleted speaker handed over to nobody", from, len(rounds))
+	}
+	var reset []lab.Sample
+	for _, s := range samples {
+		switch {
+		case s.Err == nil:
+		case winBack.IsZero() || s.End.Before(winBack):
+			t.Fatalf("request at +%s failed during the handover: %v (of %d requests)", s.Start.Sub(deleted).Round(time.Millisecond), s.Err, len(samples))
+		default:
+			reset = append(reset, s)
+		}
+	}
+	back := "kept the address"
+	if !winBack.IsZero() {
+		back = fmt.Sprintf("won it back at +%s", winBack.Sub(deleted).Round(time.Millisecond))
+	}
+	t.Logf("%d requests, none failed in the handover; %s handed over to %v; its new speaker %s; %d request(s) in flight then reset",
+		len(samples), from, keys(seen), back, len(reset))
+	for _, s := range reset {
+		t.Logf("  reset at +%s: %v", s.Start.Sub(deleted).Round(time.Millisecond), s.Err)
+	}
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -92,37 +92,7 @@ func TestChartLayer2(t *testing.T) {
 		if err != nil && !errors.As(err, &double) {
 			t.Fatal(err)
 		}
-		// By design the stopping speaker keeps answering for its handover
-		// delay beside its successor: two MACs may answer, those two only,
-		// and only until the old Pod is gone.
-		for _, r := range rounds {
-			if len(r.MACs) < 2 {
-				continue
-			}
-			var nodes []string
-			for _, mac := range r.MACs {
-				nodes = append(nodes, l.NodeByMAC(mac))
-			}
-			if r.Sent.Before(deleted) || r.Sent.After(gone) || len(nodes) != 2 || !slices.Contains(nodes, from) {
-				t.Fatalf("ARP request at +%s answered by %v (speaker Pod deleted at 0, gone at +%s)",
-					r.Sent.Sub(deleted).Round(time.Millisecond), nodes, gone.Sub(deleted).Round(time.Millisecond))
-			}
-		}
-		if s, bad := failed(samples); bad {
-			t.Fatalf("request at +%s failed: %v (of %d requests)", s.Start.Sub(deleted).Round(time.Millisecond), s.Err, len(samples))
-		}
-		// The handover happened: another node answered ARP meanwhile.
-		seen := map[string]bool{}
-		for _, r := range rounds {
-			for _, mac := range r.MACs {
-				seen[l.NodeByMAC(mac)] = true
-			}
-		}
-		delete(seen, from)
-		if len(seen) == 0 {
-			t.Fatalf("no node but %s answered ARP for %s in %d rounds: the deleted speaker handed over to nobody", from, addr, len(rounds))
-		}
-		t.Logf("%d requests, none failed; %s handed over to %v and got the address back from its new speaker", len(samples), from, keys(seen))
+		checkHandover(t, l, from, deleted, gone, samples, rounds)
 	})
 
 	t.Run("announcing node killed", func(t *testing.T) {
@@ -244,13 +214,4 @@ func scraperToken(t *testing.T, l *lab.Lab) string {
 		t.Fatal(err)
 	}
 	return tok.Status.Token
-}
-
-func keys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
