@@ -45,6 +45,9 @@ func (l *Lab) startControlPlane() error {
 	}
 	api := &envtest.APIServer{CertDir: certDir}
 	api.Configure().Set("service-cluster-ip-range", serviceCIDRs)
+	// A webhook's Service is reached through its endpoints, never its
+	// ClusterIP, which only kube-proxy on a node could route.
+	api.Configure().Set("enable-aggregator-routing", "true")
 	if l.opts.Cluster != nil {
 		if err := l.configureClusterAPI(api, certDir); err != nil {
 			return err

@@ -199,7 +199,7 @@ func TestSharing(t *testing.T) {
 func dualStackEnv(t *testing.T) *env {
 	t.Helper()
 	c := testcluster.Start(t, func(env *envtest.Environment) {
-		env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/24,fd00:10::/108")
+		env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "198.18.128.0/24,2001:db8:97::/112")
 	})
 	scheme, _ := controller.Scheme()
 	return newEnvFrom(t, c, scheme)
