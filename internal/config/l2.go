@@ -50,6 +50,19 @@ func (a *L2Advertisement) MatchesService(svcLabels map[string]string) bool {
 	return matchesAll(a.ServiceSelectors, svcLabels)
 }
 
+// Preference is the weight of a node with these labels: the sum of the
+// weights of the preferences it matches. It says nothing about whether the
+// node may announce (MatchesNode does).
+func (a *L2Advertisement) Preference(nodeLabels map[string]string) int {
+	w := 0
+	for _, p := range a.PreferredNodes {
+		if p.Selector.Matches(labels.Set(nodeLabels)) {
+			w += int(p.Weight)
+		}
+	}
+	return w
+}
+
 func (b *builder) buildL2Advertisements(pools []*Pool) []*L2Advertisement {
 	var out []*L2Advertisement
 	for _, o := range objects(b, KindL2Advertisement, b.r.L2Advertisements, func(a *v1beta1.L2Advertisement) *metav1.ObjectMeta { return &a.ObjectMeta }) {

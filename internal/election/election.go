@@ -9,6 +9,10 @@
 //   - removing a node moves only the keys it owned;
 //   - adding a node moves a key only to the new node.
 //
+// Optional weights (an L2Advertisement's preferredNodeSelectors, summed by
+// the caller) rank first: the hash decides only among nodes of equal
+// weight, so the three properties hold within each weight.
+//
 // The score is the one MetalLB's layer 2 mode sorts by (a documented fact of
 // its behaviour), so for the same candidate nodes Herald elects the same
 // owner, and replacing MetalLB's speakers by Herald's moves no address.
@@ -31,23 +35,24 @@ import (
 // Owner returns the node that announces key: the first node of Rank. It
 // returns false when there is no candidate.
 func Owner(key string, nodes []string) (string, bool) {
+	return OwnerWeighted(key, nodes, nil)
+}
+
+// OwnerWeighted returns the first node of RankWeighted.
+func OwnerWeighted(key string, nodes []string, weight map[string]int) (string, bool) {
 	if len(nodes) == 0 {
 		return "", false
 	}
 	// A single pass keeps the common case free of sorting and allocation
 	// beyond the hash input.
-	var (
-		best      string
-		bestScore [sha256.Size]byte
-		found     bool
-	)
-	for _, n := range nodes {
-		s := score(key, n)
-		if !found || less(s, n, bestScore, best) {
-			best, bestScore, found = n, s, true
+	best := scored{node: nodes[0], weight: weight[nodes[0]], score: score(key, nodes[0])}
+	for _, n := range nodes[1:] {
+		c := scored{node: n, weight: weight[n], score: score(key, n)}
+		if compare(c, best) < 0 {
+			best = c
 		}
 	}
-	return best, true
+	return best.node, true
 }
 
 // Rank orders the candidate nodes for key, most preferred first; the first
@@ -57,23 +62,24 @@ func Owner(key string, nodes []string) (string, bool) {
 // owner. Duplicate node names appear once. The result does not depend on
 // the order of nodes; nodes is not modified.
 func Rank(key string, nodes []string) []string {
+	return RankWeighted(key, nodes, nil)
+}
+
+// RankWeighted is Rank with soft preferences: nodes of higher weight come
+// first, and the hash orders nodes of equal weight. A node missing from
+// weight weighs 0, so without weights it is Rank. Since a node's place
+// still depends only on itself and the key, a preferred node that dies
+// hands its keys to the next of the ranking, and wins them back when it
+// returns.
+func RankWeighted(key string, nodes []string, weight map[string]int) []string {
 	if len(nodes) == 0 {
 		return nil
 	}
-	type scored struct {
-		node  string
-		score [sha256.Size]byte
-	}
 	ss := make([]scored, 0, len(nodes))
 	for _, n := range nodes {
-		ss = append(ss, scored{n, score(key, n)})
+		ss = append(ss, scored{node: n, weight: weight[n], score: score(key, n)})
 	}
-	slices.SortFunc(ss, func(a, b scored) int {
-		if c := bytes.Compare(a.score[:], b.score[:]); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.node, b.node)
-	})
+	slices.SortFunc(ss, compare)
 	out := make([]string, 0, len(ss))
 	for i, s := range ss {
 		if i > 0 && s.node == ss[i-1].node {
@@ -84,19 +90,29 @@ func Rank(key string, nodes []string) []string {
 	return out
 }
 
+type scored struct {
+	node   string
+	weight int
+	score  [sha256.Size]byte
+}
+
+// compare orders by weight (highest first), then score, then name: equal
+// scores only happen for equal inputs, and the name keeps the order total
+// anyway.
+func compare(a, b scored) int {
+	if c := cmp.Compare(b.weight, a.weight); c != 0 {
+		return c
+	}
+	if c := bytes.Compare(a.score[:], b.score[:]); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.node, b.node)
+}
+
 func score(key, node string) [sha256.Size]byte {
 	buf := make([]byte, 0, len(node)+1+len(key))
 	buf = append(buf, node...)
 	buf = append(buf, '#')
 	buf = append(buf, key...)
 	return sha256.Sum256(buf)
-}
-
-// less orders by score, then by name: equal scores only happen for equal
-// inputs, and the name keeps the order total anyway.
-func less(s [sha256.Size]byte, n string, t [sha256.Size]byte, m string) bool {
-	if c := bytes.Compare(s[:], t[:]); c != 0 {
-		return c < 0
-	}
-	return n < m
 }

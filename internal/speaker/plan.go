@@ -7,6 +7,7 @@ package speaker
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/herald-lb/herald/internal/config"
@@ -85,10 +86,16 @@ func Plan(in Inputs) []Announcement {
 		// Candidate nodes: eligible for every Service on the address.
 		var cands map[string]bool
 		var ifaces []string
+		var ads []*config.L2Advertisement
 		anyIface := false
 		reason := ""
 		for _, s := range svcs {
-			c, ifs, all, why := eligible(in, s)
+			c, sads, ifs, all, why := eligible(in, s)
+			for _, a := range sads {
+				if !slices.Contains(ads, a) {
+					ads = append(ads, a)
+				}
+			}
 			ifaces = append(ifaces, ifs...)
 			anyIface = anyIface || all
 			if cands == nil {
@@ -108,7 +115,7 @@ func Plan(in Inputs) []Announcement {
 		for n := range cands {
 			names = append(names, n)
 		}
-		owner, ok := election.Owner(k.String(), names)
+		owner, ok := election.OwnerWeighted(k.String(), names, preferences(in, ads, names))
 		if !ok && reason == "" {
 			reason = "no eligible node: none is alive, selected by an L2Advertisement, network-available and, for Local policy, holding a ready endpoint"
 		}
@@ -128,24 +135,46 @@ func Plan(in Inputs) []Announcement {
 	return out
 }
 
-// eligible returns the nodes that may announce the Service, the interfaces
-// its advertisements name (all: one of them names none), and why no node
-// may when that is so.
-func eligible(in Inputs, s Service) (nodes map[string]bool, ifaces []string, all bool, why string) {
-	if in.Config == nil {
-		return nil, nil, false, "no valid configuration"
+// preferences weighs each candidate node: the weights of the preferences it
+// matches in each advertisement that applies and selects it (an
+// advertisement has no say about nodes it does not select). nil when no
+// advertisement has preferences, which is the plain election.
+func preferences(in Inputs, ads []*config.L2Advertisement, names []string) map[string]int {
+	var w map[string]int
+	for _, a := range ads {
+		if len(a.PreferredNodes) == 0 {
+			continue
+		}
+		if w == nil {
+			w = make(map[string]int, len(names))
+		}
+		for _, n := range names {
+			l := in.Nodes[n].Labels
+			if a.MatchesNode(l) {
+				w[n] += a.Preference(l)
+			}
+		}
 	}
-	var ads []*config.L2Advertisement
+	return w
+}
+
+// eligible returns the nodes that may announce the Service, the
+// advertisements that apply to it, the interfaces they name (all: one of
+// them names none), and why no node may when that is so.
+func eligible(in Inputs, s Service) (nodes map[string]bool, ads []*config.L2Advertisement, ifaces []string, all bool, why string) {
+	if in.Config == nil {
+		return nil, nil, nil, false, "no valid configuration"
+	}
 	for _, a := range in.Config.L2Advertisements {
 		if a.HasPool(s.Pool) && a.MatchesService(s.Labels) {
 			ads = append(ads, a)
 		}
 	}
 	if len(ads) == 0 {
-		return nil, nil, false, "no L2Advertisement selects pool " + s.Pool + " for this Service"
+		return nil, nil, nil, false, "no L2Advertisement selects pool " + s.Pool + " for this Service"
 	}
 	if len(s.EndpointNodes) == 0 {
-		return nil, nil, false, "the Service has no ready or serving endpoint"
+		return nil, nil, nil, false, "the Service has no ready or serving endpoint"
 	}
 	out := map[string]bool{}
 	for _, a := range ads {
@@ -169,7 +198,7 @@ func eligible(in Inputs, s Service) (nodes map[string]bool, ifaces []string, all
 			}
 		}
 	}
-	return out, ifaces, all, ""
+	return out, ads, ifaces, all, ""
 }
 
 func uniqueSorted(in []string) []string {

@@ -1,7 +1,9 @@
 package speaker
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,14 +12,17 @@ import (
 	"github.com/herald-lb/herald/internal/config"
 )
 
-func TestPlan(t *testing.T) {
-	sel := func(s string) labels.Selector {
-		l, err := labels.Parse(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
+func parseSelector(t *testing.T, s string) labels.Selector {
+	t.Helper()
+	l, err := labels.Parse(s)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return l
+}
+
+func TestPlan(t *testing.T) {
+	sel := func(s string) labels.Selector { return parseSelector(t, s) }
 	cfg := func(ads ...*config.L2Advertisement) *config.Config { return &config.Config{L2Advertisements: ads} }
 	all := &config.L2Advertisement{Name: "all", Pools: []string{"p"}}
 	rackA := &config.L2Advertisement{Name: "rack-a", Pools: []string{"p"}, NodeSelectors: []labels.Selector{sel("rack=a")}}
@@ -126,5 +131,70 @@ func TestPlanDeterministic(t *testing.T) {
 		if first[a.Service] != a.Owner {
 			t.Errorf("%s: owner %s then %s", a.Service, first[a.Service], a.Owner)
 		}
+	}
+}
+
+// TestPlanPreferred: preferredNodeSelectors elect, for every address, the
+// eligible node whose matching preferences weigh the most (summed over the
+// advertisements that apply and select the node); the hash decides among
+// equals, and a dead preferred node hands over to the next.
+func TestPlanPreferred(t *testing.T) {
+	sel := func(s string) labels.Selector { return parseSelector(t, s) }
+	pref := func(w int32, s string) config.PreferredNode { return config.PreferredNode{Weight: w, Selector: sel(s)} }
+	ad := func(name, nodeSel string, prefs ...config.PreferredNode) *config.L2Advertisement {
+		a := &config.L2Advertisement{Name: name, Pools: []string{"p"}, PreferredNodes: prefs}
+		if nodeSel != "" {
+			a.NodeSelectors = []labels.Selector{sel(nodeSel)}
+		}
+		return a
+	}
+	nodes := map[string]Node{
+		"n1": {Name: "n1", Labels: map[string]string{"rack": "a", "disk": "ssd"}},
+		"n2": {Name: "n2", Labels: map[string]string{"rack": "a"}},
+		"n3": {Name: "n3", Labels: map[string]string{"rack": "b", "disk": "ssd"}},
+		"n4": {Name: "n4", Labels: map[string]string{"rack": "b", LabelExcludeLB: ""}},
+	}
+	allLive := map[string]bool{"n1": true, "n2": true, "n3": true, "n4": true}
+	tests := []struct {
+		name string
+		ads  []*config.L2Advertisement
+		live map[string]bool
+		// owners allowed for every address
+		want []string
+	}{
+		{"one preferred node", []*config.L2Advertisement{ad("all", "", pref(50, "rack=b"))}, allLive, []string{"n3"}},
+		{"weights add up", []*config.L2Advertisement{ad("all", "", pref(30, "rack=a"), pref(20, "disk=ssd"))}, allLive, []string{"n1"}},
+		{"heavier preference wins", []*config.L2Advertisement{ad("all", "", pref(10, "rack=a"), pref(60, "rack=b"))}, allLive, []string{"n3"}},
+		{"summed over advertisements", []*config.L2Advertisement{
+			ad("x", "", pref(40, "rack=a")), ad("y", "", pref(30, "disk=ssd"), pref(20, "rack=b"))}, allLive, []string{"n1"}},
+		{"no weight from an advertisement that does not select the node", []*config.L2Advertisement{
+			ad("rack-a", "rack=a", pref(90, "rack=b")), ad("all", "", pref(10, "rack=a"))}, allLive, []string{"n1", "n2"}},
+		{"an excluded node cannot be preferred", []*config.L2Advertisement{ad("all", "", pref(50, "rack=b"), pref(10, "rack=a"))},
+			allLive, []string{"n3"}},
+		{"the preferred node dies: the next by weight", []*config.L2Advertisement{ad("all", "", pref(50, "rack=b"), pref(10, "disk=ssd"))},
+			map[string]bool{"n1": true, "n2": true, "n4": true}, []string{"n1"}},
+		{"no preference matches: the hash alone", []*config.L2Advertisement{ad("all", "", pref(50, "rack=z"))}, allLive, []string{"n1", "n2", "n3"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			eps := map[string]bool{"n1": true, "n2": true, "n3": true, "n4": true}
+			var svcs []Service
+			// Enough addresses that the hash alone would elect each node
+			// for some of them.
+			for i := range 30 {
+				svcs = append(svcs, Service{Key: fmt.Sprintf("a/s%d", i), Pool: "p", EndpointNodes: eps,
+					Addrs: []netip.Addr{netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})}})
+			}
+			owners := map[string]int{}
+			for _, a := range Plan(Inputs{Config: &config.Config{L2Advertisements: tc.ads}, Nodes: nodes, Live: tc.live, Services: svcs}) {
+				owners[a.Owner]++
+			}
+			for o := range owners {
+				if !slices.Contains(tc.want, o) {
+					t.Errorf("owners %v, want only %v", owners, tc.want)
+					break
+				}
+			}
+		})
 	}
 }

@@ -91,6 +91,33 @@ func waitAnsweredBy(t *testing.T, l *lab.Lab, s *lab.AnswerSampler, node string,
 	return r.Sent
 }
 
+// killNode kills the node's speaker and cuts its link, the hard failure,
+// and returns when.
+func killNode(t *testing.T, l *lab.Lab, node string) time.Time {
+	t.Helper()
+	killed := time.Now()
+	if err := l.KillSpeaker(node); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CutLink(node); err != nil {
+		t.Fatal(err)
+	}
+	return killed
+}
+
+// reviveNode undoes killNode, and returns when it began.
+func reviveNode(t *testing.T, l *lab.Lab, node string) time.Time {
+	t.Helper()
+	restored := time.Now()
+	if err := l.RestoreLink(node); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartSpeaker(node); err != nil {
+		t.Fatal(err)
+	}
+	return restored
+}
+
 // TestLayer2 checks, in one lab, IPv4 (ARP via arping, curl) and IPv6 (NDP
 // via ndisc6, curl -6), Local and Cluster policy, node selectors, shared
 // addresses, interface selection with a decoy wlan0, and a configuration
@@ -345,13 +372,7 @@ func TestFailover(t *testing.T) {
 		answers := watchAnswers(t, l, addr)
 		probe := l.Probe(ctx, addr, 80, 10*time.Millisecond)
 		time.Sleep(300 * time.Millisecond)
-		killed := time.Now()
-		if err := l.KillSpeaker(owner); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.CutLink(owner); err != nil {
-			t.Fatal(err)
-		}
+		killed := killNode(t, l, owner)
 		s, err := probe.Wait(ctx, func(s lab.Sample) bool { return s.Err == nil && s.Start.After(killed) && s.Node != owner })
 		probe.Stop()
 		if err != nil {
@@ -362,14 +383,7 @@ func TestFailover(t *testing.T) {
 		if took > hardFailoverBound {
 			t.Errorf("hard failover took %s, more than %s (memberlist's stock timing is about 5 s)", took, hardFailoverBound)
 		}
-		restored := time.Now()
-		if err := l.RestoreLink(owner); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.StartSpeaker(owner); err != nil {
-			t.Fatal(err)
-		}
-		waitAnsweredBy(t, l, answers, owner, restored, 45*time.Second)
+		waitAnsweredBy(t, l, answers, owner, reviveNode(t, l, owner), 45*time.Second)
 		announcedBy(t, l, "ha", addr)
 		stopAnswers(t, answers)
 	})
