@@ -54,6 +54,7 @@ func (s *speaker) applyBGP(ctx context.Context, plan BGPPlan, cfg *config.Config
 			}
 		}
 		s.writeBGPStatuses(ctx, nil)
+		s.announced(protocolBGP, nil)
 		return nil
 	}
 	asn := plan.Peers[0].MyASN
@@ -100,6 +101,7 @@ func (s *speaker) applyBGP(ctx context.Context, plan BGPPlan, cfg *config.Config
 		return fmt.Errorf("bgp advertisements: %w", err)
 	}
 	s.writeBGPStatuses(ctx, plan.ServicePeers)
+	s.announced(protocolBGP, plan.Announced)
 	return nil
 }
 

@@ -27,6 +27,9 @@ type BGPPlan struct {
 	// ServicePeers maps each advertised Service to the peers it is sent
 	// to (nil: every peer of the node), for ServiceBGPStatus.
 	ServicePeers map[string][]string
+	// Announced maps each advertised Service to its addresses, for
+	// metallb_speaker_announced and the Events.
+	Announced map[string][]netip.Addr
 }
 
 // PlanBGP decides what node advertises. Unlike Layer 2 there is no
@@ -36,7 +39,7 @@ type BGPPlan struct {
 // NetworkUnavailable nor excluded from load balancers; and the Service has
 // a ready endpoint, on this very node for externalTrafficPolicy: Local.
 func PlanBGP(in Inputs, node string) BGPPlan {
-	plan := BGPPlan{ServicePeers: map[string][]string{}}
+	plan := BGPPlan{ServicePeers: map[string][]string{}, Announced: map[string][]netip.Addr{}}
 	n, known := in.Nodes[node]
 	if in.Config == nil || !known {
 		return plan
@@ -99,6 +102,9 @@ func PlanBGP(in Inputs, node string) BGPPlan {
 			plan.ServicePeers[s.Key] = nil
 		} else if len(svcPeers) > 0 {
 			plan.ServicePeers[s.Key] = uniqueSorted(svcPeers)
+		}
+		if _, ok := plan.ServicePeers[s.Key]; ok {
+			plan.Announced[s.Key] = s.Addrs
 		}
 	}
 	for pfx, r := range routes {

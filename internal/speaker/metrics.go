@@ -2,15 +2,17 @@ package speaker
 
 import (
 	"net/netip"
+	"slices"
+	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the speaker's Layer 2 metrics, with MetalLB's names. Series
-// of an address are removed when the node stops announcing it (MetalLB
-// leaves them stale, #1972, #1342).
+// metrics are the speaker's metrics, with MetalLB's names. Series of an
+// address are removed when the node stops announcing it (MetalLB leaves
+// them stale, #1972, #1342).
 type metrics struct {
-	announced                       *prometheus.GaugeVec
+	announced                       *announcedSeries
 	requests, responses, gratuitous *prometheus.CounterVec
 	conflicts                       *prometheus.CounterVec
 	// keyUnavailable is 1 while the speaker cannot join the memberlist
@@ -18,13 +20,14 @@ type metrics struct {
 	keyUnavailable prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, node string) *metrics {
 	c := func(name, help string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"ip"})
 	}
+	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "metallb_speaker_announced",
+		Help: "1 for each address this node announces."}, []string{"service", "protocol", "node", "ip"})
 	m := &metrics{
-		announced: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "metallb_speaker_announced",
-			Help: "1 for each address this node announces."}, []string{"service", "protocol", "node", "ip"}),
+		announced:  newAnnouncedSeries(gauge, node),
 		requests:   c("metallb_layer2_requests_received", "ARP/NDP requests received for an announced address."),
 		responses:  c("metallb_layer2_responses_sent", "ARP/NDP answers sent for an announced address."),
 		gratuitous: c("metallb_layer2_gratuitous_sent", "Gratuitous ARP / unsolicited NA sent for an announced address."),
@@ -32,15 +35,88 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		keyUnavailable: prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_speaker_memberlist_key_unavailable",
 			Help: "1 while this speaker cannot join the memberlist (it cannot read the memberlist Secret's key) and so announces nothing over Layer 2."}),
 	}
-	reg.MustRegister(m.announced, m.requests, m.responses, m.gratuitous, m.conflicts, m.keyUnavailable)
+	reg.MustRegister(gauge, m.requests, m.responses, m.gratuitous, m.conflicts, m.keyUnavailable)
 	return m
 }
 
-func (m *metrics) forget(svc, node string, a netip.Addr) {
+// forgetLayer2 drops the Layer 2 counters of an address this node no
+// longer answers for.
+func (m *metrics) forgetLayer2(a netip.Addr) {
 	ip := a.String()
-	m.announced.DeleteLabelValues(svc, "layer2", node, ip)
 	m.requests.DeleteLabelValues(ip)
 	m.responses.DeleteLabelValues(ip)
 	m.gratuitous.DeleteLabelValues(ip)
 	m.conflicts.DeleteLabelValues(ip)
+}
+
+// Protocols, as metallb_speaker_announced and the Events spell them.
+const (
+	protocolLayer2 = "layer2"
+	protocolBGP    = "bgp"
+)
+
+// announcedSeries keeps metallb_speaker_announced equal to what this node
+// announces. Each mode hands it, on every sync, the whole set it announces
+// (Service key -> addresses); it sets the new series, removes the stale
+// ones and says which Services started or stopped, so that the Events go
+// out once per change. One per speaker, shared by every mode; only the sync
+// loop calls it.
+type announcedSeries struct {
+	gauge *prometheus.GaugeVec
+	node  string
+	have  map[string]map[string][]netip.Addr // protocol -> Service -> addresses
+}
+
+func newAnnouncedSeries(g *prometheus.GaugeVec, node string) *announcedSeries {
+	return &announcedSeries{gauge: g, node: node, have: map[string]map[string][]netip.Addr{}}
+}
+
+// announceChange is what one update changed for one protocol, each list
+// sorted.
+type announceChange struct {
+	Started, Stopped []string     // Services
+	Gone             []netip.Addr // addresses no Service of the protocol has any more
+}
+
+// update makes protocol's series exactly want.
+func (a *announcedSeries) update(protocol string, want map[string][]netip.Addr) announceChange {
+	var ch announceChange
+	prev := a.have[protocol]
+	still := map[netip.Addr]bool{}
+	for svc, addrs := range want {
+		if _, had := prev[svc]; !had {
+			ch.Started = append(ch.Started, svc)
+		}
+		for _, ip := range addrs {
+			still[ip] = true
+			a.gauge.WithLabelValues(svc, protocol, a.node, ip.String()).Set(1)
+		}
+	}
+	gone := map[netip.Addr]bool{}
+	for svc, addrs := range prev {
+		cur, kept := want[svc]
+		if !kept {
+			ch.Stopped = append(ch.Stopped, svc)
+		}
+		for _, ip := range addrs {
+			if !slices.Contains(cur, ip) {
+				a.gauge.DeleteLabelValues(svc, protocol, a.node, ip.String())
+			}
+			if !still[ip] {
+				gone[ip] = true
+			}
+		}
+	}
+	for ip := range gone {
+		ch.Gone = append(ch.Gone, ip)
+	}
+	sort.Strings(ch.Started)
+	sort.Strings(ch.Stopped)
+	sort.Slice(ch.Gone, func(i, j int) bool { return ch.Gone[i].Less(ch.Gone[j]) })
+	kept := make(map[string][]netip.Addr, len(want))
+	for svc, addrs := range want {
+		kept[svc] = slices.Clone(addrs)
+	}
+	a.have[protocol] = kept
+	return ch
 }

@@ -121,7 +121,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	s := &speaker{
 		opts: opts, client: mgr.GetClient(), reader: mgr.GetAPIReader(),
 		recorder: mgr.GetEventRecorder("metallb-speaker"),
-		log:      opts.Log, metrics: newMetrics(reg),
+		log:      opts.Log, metrics: newMetrics(reg, opts.NodeName),
 		kick:  make(chan struct{}, 1),
 		owned: map[string]Announcement{},
 	}
@@ -231,18 +231,24 @@ type speaker struct {
 
 	kick chan struct{}
 
-	mu      sync.Mutex
-	cfg     *config.Config   // the configuration in force
-	last    config.Resources // what cfg was built from
-	owned   map[string]Announcement
-	cfgErrs string
-	readyAt time.Time
+	mu    sync.Mutex
+	cfg   *config.Config   // the configuration in force
+	last  config.Resources // what cfg was built from
+	owned map[string]Announcement
+	// services are the LoadBalancer Services of the last sync, by key, so
+	// that Events need no read of their own.
+	services map[string]*corev1.Service
+	cfgErrs  string
+	readyAt  time.Time
 	// dataPlaneDown: no interface of the node can carry traffic.
 	dataPlaneDown bool
 	// announceFailed: Services this node should announce but cannot (no
 	// usable interface); the Event goes out once per failure. Only the
 	// sync loop touches it.
 	announceFailed map[string]bool
+	// stateWritten is the outcome last written to ConfigurationState, so
+	// that an unchanged one costs no request. Only the sync loop touches it.
+	stateWritten string
 }
 
 func (s *speaker) trigger() {
@@ -318,16 +324,6 @@ func nodeAddress(n *corev1.Node, like string) string {
 		}
 	}
 	return ""
-}
-
-// nodeIPv4 is this node's IPv4 InternalIP, or the zero Addr.
-func (s *speaker) nodeIPv4(ctx context.Context) netip.Addr {
-	var n corev1.Node
-	if err := s.client.Get(ctx, types.NamespacedName{Name: s.opts.NodeName}, &n); err != nil {
-		return netip.Addr{}
-	}
-	a, _ := netip.ParseAddr(nodeAddress(&n, "0.0.0.0"))
-	return a
 }
 
 // ready reports whether the speaker may announce: it has joined the
@@ -467,29 +463,44 @@ func (s *speaker) sync(ctx context.Context) error {
 		return err
 	}
 	s.updateDataPlane(dataPlaneUp(ifaces))
-	in, err := s.inputs(ctx, cfg)
+	in, got, err := s.inputs(ctx, cfg)
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	s.services = got.services
+	s.mu.Unlock()
 	plan := Plan(in)
 	if !s.ready() {
 		plan = nil
 	}
 	l2err := s.apply(ctx, plan, ifaces)
-	if err := s.applyBGP(ctx, PlanBGP(in, s.opts.NodeName), cfg, s.nodeIPv4(ctx)); err != nil {
+	if err := s.applyBGP(ctx, PlanBGP(in, s.opts.NodeName), cfg, got.nodeIPv4); err != nil {
 		s.log.Error(err, "BGP")
 	}
 	return l2err
 }
 
+// listed is what inputs read beyond the plan's inputs, kept so that the
+// sync reads nothing twice.
+type listed struct {
+	services map[string]*corev1.Service // LoadBalancer Services with addresses, by key
+	nodeIPv4 netip.Addr                 // this node's IPv4 InternalIP, or the zero Addr
+}
+
 // inputs gathers the plan's inputs from the cache.
-func (s *speaker) inputs(ctx context.Context, cfg *config.Config) (Inputs, error) {
+func (s *speaker) inputs(ctx context.Context, cfg *config.Config) (Inputs, listed, error) {
 	in := Inputs{Config: cfg, Nodes: map[string]Node{}, Live: map[string]bool{}}
+	got := listed{services: map[string]*corev1.Service{}}
 	var nodes corev1.NodeList
 	if err := s.client.List(ctx, &nodes); err != nil {
-		return in, err
+		return in, got, fmt.Errorf("list nodes: %w", err)
 	}
-	for _, n := range nodes.Items {
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		if n.Name == s.opts.NodeName {
+			got.nodeIPv4, _ = netip.ParseAddr(nodeAddress(n, "0.0.0.0"))
+		}
 		node := Node{Name: n.Name, Labels: n.Labels}
 		ready := false
 		for _, c := range n.Status.Conditions {
@@ -512,7 +523,7 @@ func (s *speaker) inputs(ctx context.Context, cfg *config.Config) (Inputs, error
 	}
 	var slices discoveryv1.EndpointSliceList
 	if err := s.client.List(ctx, &slices); err != nil {
-		return in, err
+		return in, got, fmt.Errorf("list endpoint slices: %w", err)
 	}
 	endpoints := map[string]map[string]bool{}
 	for _, es := range slices.Items {
@@ -536,7 +547,7 @@ func (s *speaker) inputs(ctx context.Context, cfg *config.Config) (Inputs, error
 	}
 	var svcs corev1.ServiceList
 	if err := s.client.List(ctx, &svcs); err != nil {
-		return in, err
+		return in, got, fmt.Errorf("list services: %w", err)
 	}
 	for i := range svcs.Items {
 		svc := &svcs.Items[i]
@@ -549,17 +560,21 @@ func (s *speaker) inputs(ctx context.Context, cfg *config.Config) (Inputs, error
 				addrs = append(addrs, a.Unmap())
 			}
 		}
-		if len(addrs) == 0 || cfg == nil {
+		if len(addrs) == 0 {
 			continue
 		}
 		key := svc.Namespace + "/" + svc.Name
+		got.services[key] = svc
+		if cfg == nil {
+			continue
+		}
 		in.Services = append(in.Services, Service{
 			Key: key, Labels: svc.Labels, Addrs: addrs, Pool: poolOf(cfg, addrs[0]),
 			Local:         svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 			EndpointNodes: endpoints[key],
 		})
 	}
-	return in, nil
+	return in, got, nil
 }
 
 func poolOf(cfg *config.Config, a netip.Addr) string {
@@ -594,7 +609,7 @@ func (s *speaker) apply(ctx context.Context, plan []Announcement, ifaces []Iface
 		if len(used) == 0 {
 			// Once per failure, not on every sync.
 			if !s.announceFailed[a.Service] {
-				s.event(ctx, a.Service, corev1.EventTypeWarning, "announceFailed",
+				s.event(a.Service, corev1.EventTypeWarning, "announceFailed",
 					fmt.Sprintf("the interfaces specified by LB IP %q don't exist or are down on assigned node %q with protocol \"layer2\"", a.Addrs[0], s.opts.NodeName))
 			}
 			failed[a.Service] = true
@@ -608,31 +623,37 @@ func (s *speaker) apply(ctx context.Context, plan []Announcement, ifaces []Iface
 	}
 
 	s.mu.Lock()
-	prev := s.owned
 	s.owned = owned
 	s.mu.Unlock()
+	addrs := make(map[string][]netip.Addr, len(owned))
 	for key, a := range owned {
-		if _, had := prev[key]; !had {
-			s.event(ctx, key, corev1.EventTypeNormal, "nodeAssigned",
-				fmt.Sprintf("announcing from node %q with protocol \"layer2\"", s.opts.NodeName))
-		}
-		for _, addr := range a.Addrs {
-			s.metrics.announced.WithLabelValues(key, "layer2", s.opts.NodeName, addr.String()).Set(1)
-		}
+		addrs[key] = a.Addrs
 		if err := s.writeStatus(ctx, a); err != nil {
 			s.log.Error(err, "write ServiceL2Status", "service", key)
 		}
 	}
-	for key, a := range prev {
-		cur, still := owned[key]
-		for _, addr := range a.Addrs {
-			if !still || !containsAddr(cur.Addrs, addr) {
-				s.metrics.forget(key, s.opts.NodeName, addr)
-			}
-		}
+	for _, ip := range s.announced(protocolLayer2, addrs).Gone {
+		s.metrics.forgetLayer2(ip)
 	}
 	s.deleteStatuses(ctx, owned)
 	return nil
+}
+
+// announced brings metallb_speaker_announced and the Events in line with
+// what this node announces over protocol (Service key -> addresses), for
+// every mode alike: an Event when the node starts announcing a Service and
+// when it stops, once per change.
+func (s *speaker) announced(protocol string, addrs map[string][]netip.Addr) announceChange {
+	ch := s.metrics.announced.update(protocol, addrs)
+	for _, key := range ch.Started {
+		s.event(key, corev1.EventTypeNormal, "nodeAssigned",
+			fmt.Sprintf("announcing from node %q with protocol %q", s.opts.NodeName, protocol))
+	}
+	for _, key := range ch.Stopped {
+		s.event(key, corev1.EventTypeNormal, "nodeUnassigned",
+			fmt.Sprintf("no longer announcing from node %q with protocol %q", s.opts.NodeName, protocol))
+	}
+	return ch
 }
 
 func containsAddr(list []netip.Addr, a netip.Addr) bool {
@@ -644,13 +665,16 @@ func containsAddr(list []netip.Addr, a netip.Addr) bool {
 	return false
 }
 
-func (s *speaker) event(ctx context.Context, svcKey, typ, reason, msg string) {
-	ns, name, _ := strings.Cut(svcKey, "/")
-	var svc corev1.Service
-	if err := s.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &svc); err != nil {
+// event raises an Event on a Service of the last sync; none on a Service
+// that has gone.
+func (s *speaker) event(svcKey, typ, reason, msg string) {
+	s.mu.Lock()
+	svc := s.services[svcKey]
+	s.mu.Unlock()
+	if svc == nil {
 		return
 	}
-	s.recorder.Eventf(&svc, nil, typ, reason, "Announce", "%s", msg)
+	s.recorder.Eventf(svc, nil, typ, reason, "Announce", "%s", msg)
 }
 
 // writeStatus keeps one ServiceL2Status per owned Service.
@@ -752,7 +776,7 @@ func (s *speaker) reportConflict(iface string, addr netip.Addr, mac net.Hardware
 	s.log.Info("address conflict: another host answers for an address this node announces",
 		"address", addr.String(), "interface", iface, "otherMAC", mac.String())
 	if svc := s.ownedService(addr); svc != "" {
-		s.event(context.Background(), svc, corev1.EventTypeWarning, "AddressConflict",
+		s.event(svc, corev1.EventTypeWarning, "AddressConflict",
 			fmt.Sprintf("another host (MAC %s) answers for %s on %s, which node %q announces: a duplicate address on the LAN, or a split brain", mac, addr, iface, s.opts.NodeName))
 	}
 }
@@ -760,6 +784,15 @@ func (s *speaker) reportConflict(iface string, addr netip.Addr, mac net.Hardware
 // writeState records the configuration outcome on ConfigurationState
 // "speaker-<node>".
 func (s *speaker) writeState(ctx context.Context, ps config.Problems) {
+	want := metallbv1beta1.ConfigurationResultValid
+	summary := ""
+	if len(ps) > 0 {
+		want, summary = metallbv1beta1.ConfigurationResultInvalid, ps.Error()
+	}
+	outcome := string(want) + "\n" + summary
+	if outcome == s.stateWritten {
+		return
+	}
 	name := "speaker-" + s.opts.NodeName
 	var cs metallbv1beta1.ConfigurationState
 	key := types.NamespacedName{Namespace: s.opts.Namespace, Name: name}
@@ -773,14 +806,11 @@ func (s *speaker) writeState(ctx context.Context, ps config.Problems) {
 			return
 		}
 	}
-	want := metallbv1beta1.ConfigurationResultValid
-	summary := ""
-	if len(ps) > 0 {
-		want, summary = metallbv1beta1.ConfigurationResultInvalid, ps.Error()
+	if cs.Status.Result != want || cs.Status.ErrorSummary != summary {
+		cs.Status.Result, cs.Status.ErrorSummary = want, summary
+		if err := s.client.Status().Update(ctx, &cs); err != nil {
+			return
+		}
 	}
-	if cs.Status.Result == want && cs.Status.ErrorSummary == summary {
-		return
-	}
-	cs.Status.Result, cs.Status.ErrorSummary = want, summary
-	_ = s.client.Status().Update(ctx, &cs)
+	s.stateWritten = outcome
 }

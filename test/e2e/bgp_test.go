@@ -171,6 +171,7 @@ func TestBGP(t *testing.T) {
 			return len(strings.Fields(out)) == 3, out
 		})
 	})
+	t.Run("announced metric and Events", func(t *testing.T) { bgpAnnounced(ctx, t, l) })
 	t.Run("Local policy: only nodes with an endpoint", func(t *testing.T) {
 		local := service(t, l, lab.Service{Name: "bgp-local", Local: true, EndpointNodes: []string{"node2"}})
 		p := netip.PrefixFrom(local[0], local[0].BitLen())
