@@ -8,6 +8,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -30,7 +31,7 @@ type artifacts struct {
 	chart   string // hack/chart's program: Helm's install and upgrade actions
 	labpod  string // test/labpod, static
 	image   string // the herald image archive, as `make image` writes it
-	imageID string // its name, the one the chart's default values ask for
+	imageID string // its name, as `make image` gives a release's
 }
 
 // env is what every test needs: the control plane and node binaries and the
@@ -111,18 +112,28 @@ func build(dir string) (artifacts, error) {
 	if err := run(root, nil, "go", "-C", "hack/chart", "build", "-o", a.chart, "."); err != nil {
 		return a, err
 	}
-	// The image is named as the chart's default values name it, so the
-	// install below leaves image.* alone, as a user's would.
-	manifest, err := output(root, a.chart, "template", filepath.Join(root, "charts", "herald"))
+	// The image is named as `make image` names a release's (VERSION
+	// v<appVersion>), and the install leaves image.* alone, as a user's
+	// would: should the chart ask for another name, its Pods find no image.
+	chartYAML, err := os.ReadFile(filepath.Join(root, "charts", "herald", "Chart.yaml"))
 	if err != nil {
 		return a, err
 	}
-	m := regexp.MustCompile(`(?m)^\s*image:\s*"?([^"\s]+)"?\s*$`).FindStringSubmatch(manifest)
+	app := regexp.MustCompile(`(?m)^appVersion:\s*"?([^"\s]+)"?\s*$`).FindSubmatch(chartYAML)
+	if app == nil {
+		return a, errors.New("charts/herald/Chart.yaml: no appVersion")
+	}
+	version := "v" + string(app[1])
+	dry, err := output(root, "make", "-s", "-n", "image", "VERSION="+version)
+	if err != nil {
+		return a, err
+	}
+	m := regexp.MustCompile(`-image '([^']+)'`).FindStringSubmatch(dry)
 	if m == nil {
-		return a, fmt.Errorf("no image in the chart's default rendering")
+		return a, fmt.Errorf("make -n image: no -image in\n%s", dry)
 	}
 	a.imageID = m[1]
-	if err := run(root, nil, "go", "-C", "hack/image", "run", ".", "-binary", herald, "-image", a.imageID, "-out", a.image); err != nil {
+	if err := run(root, nil, "go", "-C", "hack/image", "run", ".", "-binary", herald, "-image", a.imageID, "-version", version, "-out", a.image); err != nil {
 		return a, err
 	}
 	return a, nil
