@@ -1,11 +1,13 @@
 package speaker
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // metrics are the speaker's metrics, with MetalLB's names. Series of an
@@ -47,6 +49,23 @@ func (m *metrics) forgetLayer2(a netip.Addr) {
 	m.responses.DeleteLabelValues(ip)
 	m.gratuitous.DeleteLabelValues(ip)
 	m.conflicts.DeleteLabelValues(ip)
+}
+
+// announced brings metallb_speaker_announced and the Events in line with
+// what this node announces over protocol (Service key -> addresses), for
+// every mode alike: an Event when the node starts announcing a Service and
+// when it stops, once per change.
+func (s *speaker) announced(protocol string, addrs map[string][]netip.Addr) announceChange {
+	ch := s.metrics.announced.update(protocol, addrs)
+	for _, key := range ch.Started {
+		s.event(key, corev1.EventTypeNormal, "nodeAssigned",
+			fmt.Sprintf("announcing from node %q with protocol %q", s.opts.NodeName, protocol))
+	}
+	for _, key := range ch.Stopped {
+		s.event(key, corev1.EventTypeNormal, "nodeUnassigned",
+			fmt.Sprintf("no longer announcing from node %q with protocol %q", s.opts.NodeName, protocol))
+	}
+	return ch
 }
 
 // Protocols, as metallb_speaker_announced and the Events spell them.

@@ -639,23 +639,6 @@ func (s *speaker) apply(ctx context.Context, plan []Announcement, ifaces []Iface
 	return nil
 }
 
-// announced brings metallb_speaker_announced and the Events in line with
-// what this node announces over protocol (Service key -> addresses), for
-// every mode alike: an Event when the node starts announcing a Service and
-// when it stops, once per change.
-func (s *speaker) announced(protocol string, addrs map[string][]netip.Addr) announceChange {
-	ch := s.metrics.announced.update(protocol, addrs)
-	for _, key := range ch.Started {
-		s.event(key, corev1.EventTypeNormal, "nodeAssigned",
-			fmt.Sprintf("announcing from node %q with protocol %q", s.opts.NodeName, protocol))
-	}
-	for _, key := range ch.Stopped {
-		s.event(key, corev1.EventTypeNormal, "nodeUnassigned",
-			fmt.Sprintf("no longer announcing from node %q with protocol %q", s.opts.NodeName, protocol))
-	}
-	return ch
-}
-
 func containsAddr(list []netip.Addr, a netip.Addr) bool {
 	for _, x := range list {
 		if x == a {
