@@ -28,6 +28,7 @@ func runSpeaker(ctx context.Context, args []string, _, stderr io.Writer) error {
 		namespace   = fs.String("namespace", defaultNamespace(), "namespace of the configuration CRs ($POD_NAMESPACE, else metallb-system)")
 		lbClass     = fs.String("lb-class", "", "announce only Services of this spec.loadBalancerClass; empty: Services without one")
 		metricsAddr = fs.String("metrics-addr", ":7472", `address of /metrics ("0" disables)`)
+		healthAddr  = fs.String("health-addr", "0", `address of /healthz and /readyz, ready once Layer 2 can open its raw socket ("0" disables; the chart serves it)`)
 		metricsTLS  = fs.Bool("metrics-secure", true, metricsSecureUsage)
 		mlBind      = fs.String("ml-bind-addr", os.Getenv("METALLB_ML_BIND_ADDR"), "memberlist bind address (empty: the node's InternalIP)")
 		mlPort      = fs.Int("ml-bind-port", 7946, "memberlist port")
@@ -52,7 +53,7 @@ func runSpeaker(ctx context.Context, args []string, _, stderr io.Writer) error {
 	log.Info("starting speaker", "node", *nodeName, "namespace", *namespace, "memberlist", !*mlOff, "profile", *mlProfile,
 		"encrypted", !*mlOff && !*mlClear)
 	return speaker.Run(ctx, cfg, speaker.Options{
-		NodeName: *nodeName, Namespace: *namespace, LBClass: *lbClass, MetricsAddr: *metricsAddr, MetricsSecure: *metricsTLS,
+		NodeName: *nodeName, Namespace: *namespace, LBClass: *lbClass, MetricsAddr: *metricsAddr, MetricsSecure: *metricsTLS, HealthAddr: *healthAddr,
 		MLBindAddr: *mlBind, MLBindPort: *mlPort, MLProfile: *mlProfile, MLDisabled: *mlOff, MLUnencrypted: *mlClear,
 		HandoverDelay: *handover, Log: log,
 	})

@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
@@ -52,6 +54,9 @@ type Options struct {
 	// over HTTPS to authorized callers only (internal/metricsauth).
 	MetricsAddr   string
 	MetricsSecure bool
+	// HealthAddr serves /healthz and /readyz ("" or "0" disables); ready
+	// means Layer 2 can open its raw socket.
+	HealthAddr string
 	// Memberlist: bind address (empty: the node's InternalIP), port, and
 	// the detection profile ("fast" or "lan"). Disabled falls back to Node
 	// Ready conditions, which is much slower (the node lifecycle controller
@@ -109,10 +114,19 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		}),
 		Client:                 cachescope.ClientOptions(),
 		Metrics:                metricsauth.Options(opts.MetricsAddr, opts.MetricsSecure),
-		HealthProbeBindAddress: "0",
+		HealthProbeBindAddress: cmp.Or(opts.HealthAddr, "0"),
 	})
 	if err != nil {
 		return fmt.Errorf("new manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("raw-socket", rawSocketCheck); err != nil {
+		return fmt.Errorf("readiness check: %w", err)
+	}
+	if err := rawSocketCheck(nil); err != nil {
+		opts.Log.Error(err, "Layer 2 cannot answer: the speaker stays unready")
 	}
 	reg := opts.Registry
 	if reg == nil {

@@ -2,11 +2,13 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,14 +110,25 @@ func speakerPod(t *testing.T, l *lab.Lab, node string) string {
 	return ""
 }
 
-// failed returns the first failed sample, if any.
-func failed(samples []lab.Sample) (lab.Sample, bool) {
+// failed returns the first failed sample beyond what moves of the address
+// may reset: a TCP connection in flight at the instant the client's
+// neighbour entry moves to another node has its next packets reach a node
+// that never saw it, which resets it (kube-proxy has no conntrack entry
+// there). That is at most one connection per move, and only a reset: a
+// timeout, a refusal or a second reset for one move is a failure. The
+// resets taken as in flight are returned for the log.
+func failed(samples []lab.Sample, moves int) (lab.Sample, []lab.Sample, bool) {
+	var inFlight []lab.Sample
 	for _, s := range samples {
-		if s.Err != nil {
-			return s, true
+		if s.Err == nil {
+			continue
 		}
+		if !errors.Is(s.Err, syscall.ECONNRESET) || len(inFlight) >= moves {
+			return s, inFlight, true
+		}
+		inFlight = append(inFlight, s)
 	}
-	return lab.Sample{}, false
+	return lab.Sample{}, inFlight, false
 }
 
 func mustAddr(t *testing.T, s string) netip.Addr {
@@ -132,10 +145,11 @@ func mustAddr(t *testing.T, s string) netip.Addr {
 // whole drill. By design the stopping speaker keeps answering for its
 // handover delay beside its successor: two MACs may answer, those two only,
 // and only until the old Pod is gone. Some node other than from must have
-// answered, and no request may fail before the new speaker on from wins the
-// address back. A request in flight when it does is reset: its packets
-// reach a node that never saw the connection. That is logged, not failed:
-// Herald gives the address back to the node rendezvous hashing elects.
+// answered. No request may fail but, at each move of the address (to the
+// successor, and back when the new speaker on from wins it), the one
+// connection in flight at that instant, which the other node resets (see
+// failed): Herald gives the address back to the node rendezvous hashing
+// elects.
 func checkHandover(t *testing.T, l *lab.Lab, from string, deleted, gone time.Time, samples []lab.Sample, rounds []lab.Round) {
 	t.Helper()
 	var winBack time.Time // the first round from answers alone again
@@ -161,21 +175,22 @@ func checkHandover(t *testing.T, l *lab.Lab, from string, deleted, gone time.Tim
 	if len(seen) == 0 {
 		t.Fatalf("no node but %s answered ARP in %d rounds: the deleted speaker handed over to nobody", from, len(rounds))
 	}
-	var reset []lab.Sample
-	for _, s := range samples {
-		switch {
-		case s.Err == nil:
-		case winBack.IsZero() || s.End.Before(winBack):
-			t.Fatalf("request at +%s failed during the handover: %v (of %d requests)", s.Start.Sub(deleted).Round(time.Millisecond), s.Err, len(samples))
-		default:
-			reset = append(reset, s)
-		}
+	// Two moves at most: to the successor, and back to from when its new
+	// speaker wins the address back.
+	moves := 1
+	if !winBack.IsZero() {
+		moves = 2
+	}
+	s, reset, bad := failed(samples, moves)
+	if bad {
+		t.Fatalf("request at +%s failed during the handover: %v (of %d requests; in flight at a move before it: %d)",
+			s.Start.Sub(deleted).Round(time.Millisecond), s.Err, len(samples), len(reset))
 	}
 	back := "kept the address"
 	if !winBack.IsZero() {
 		back = fmt.Sprintf("won it back at +%s", winBack.Sub(deleted).Round(time.Millisecond))
 	}
-	t.Logf("%d requests, none failed in the handover; %s handed over to %v; its new speaker %s; %d request(s) in flight then reset",
+	t.Logf("%d requests, none failed in the handover; %s handed over to %v; its new speaker %s; %d request(s) in flight at a move reset",
 		len(samples), from, keys(seen), back, len(reset))
 	for _, s := range reset {
 		t.Logf("  reset at +%s: %v", s.Start.Sub(deleted).Round(time.Millisecond), s.Err)

@@ -83,8 +83,14 @@ func TestChartUpgrade(t *testing.T) {
 			t.Errorf("speaker Pod %s survived the upgrade: the rolling update did not happen", p)
 		}
 	}
-	if s, bad := failed(samples); bad {
+	// Each rolled speaker moves the address at most twice: away, and back
+	// once its successor Pod wins it.
+	s, inFlight, bad := failed(samples, 2*len(before))
+	if bad {
 		t.Fatalf("request at +%s failed during the speakers' rolling update: %v (of %d)", s.Start.Sub(start).Round(time.Millisecond), s.Err, len(samples))
+	}
+	for _, s := range inFlight {
+		t.Logf("in flight at a move, reset at +%s: %v", s.Start.Sub(start).Round(time.Millisecond), s.Err)
 	}
 	svc, err := l.Client().CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
 	if err != nil {

@@ -225,3 +225,33 @@ func TestSpeakerSecurityContextOnKernel(t *testing.T) {
 		})
 	}
 }
+
+// TestSpeakerReadiness: the speaker Pod is Ready only through its /readyz,
+// which fails while Layer 2 cannot open its raw socket
+// (internal/speaker TestRawSocketCheck); without a probe, a speaker with no
+// effective capability was Ready and `helm install --wait` passed.
+func TestSpeakerReadiness(t *testing.T) {
+	eachValues(t, func(t *testing.T, objs []*unstructured.Unstructured) {
+		ds := find(objs, "DaemonSet", "speaker")
+		if ds == nil {
+			t.Fatal("no DaemonSet speaker")
+		}
+		c := deref[[]any](t, ds, "spec", "template", "spec", "containers")[0].(map[string]any)
+		path, _, _ := unstructured.NestedString(c, "readinessProbe", "httpGet", "path")
+		port, _, _ := unstructured.NestedFieldNoCopy(c, "readinessProbe", "httpGet", "port")
+		if path != "/readyz" || port != "health" {
+			t.Fatalf("readinessProbe %v %v, want /readyz on port health", path, port)
+		}
+		var healthPort any
+		ports, _ := c["ports"].([]any)
+		for _, p := range ports {
+			if m := p.(map[string]any); m["name"] == "health" {
+				healthPort = m["containerPort"]
+			}
+		}
+		args := fmt.Sprint(c["args"])
+		if healthPort == nil || !strings.Contains(args, fmt.Sprintf("--health-addr=:%v", healthPort)) {
+			t.Errorf("health port %v not served by args %s", healthPort, args)
+		}
+	})
+}
