@@ -719,3 +719,45 @@ spec:
 	}
 	return b.String()
 }
+
+// RouterPath is one path of a prefix in the router's BGP table.
+type RouterPath struct {
+	// Community is FRR's rendering of the path's communities
+	// ("no-advertise" for 65535:65282).
+	Community string
+	NextHops  []string
+}
+
+// RouterPaths reads the router's BGP paths for prefix from FRR, and FRR's
+// JSON for the messages of tests that fail on it.
+func (l *Lab) RouterPaths(ctx context.Context, prefix netip.Prefix) ([]RouterPath, string, error) {
+	family := "ipv4"
+	if prefix.Addr().Is6() {
+		family = "ipv6"
+	}
+	out, err := l.Vtysh(ctx, "show bgp "+family+" unicast "+prefix.String()+" json")
+	if err != nil {
+		return nil, out, err
+	}
+	var r struct {
+		Paths []struct {
+			Community struct {
+				String string `json:"string"`
+			} `json:"community"`
+			Nexthops []struct {
+				IP string `json:"ip"`
+			} `json:"nexthops"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		return nil, out, fmt.Errorf("router BGP paths for %s: %w", prefix, err)
+	}
+	paths := make([]RouterPath, len(r.Paths))
+	for i, p := range r.Paths {
+		paths[i].Community = p.Community.String
+		for _, nh := range p.Nexthops {
+			paths[i].NextHops = append(paths[i].NextHops, nh.IP)
+		}
+	}
+	return paths, out, nil
+}

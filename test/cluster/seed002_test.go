@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"encoding/json"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -125,29 +124,16 @@ func tolerated(t *testing.T, l *lab.Lab, want corev1.Toleration) {
 // path of prefix carries community.
 func communities(t *testing.T, l *lab.Lab, prefix netip.Prefix, community string) {
 	t.Helper()
-	out, err := l.Vtysh(ctxT(t, 10*time.Second), "show bgp ipv4 unicast "+prefix.String()+" json")
+	paths, out, err := l.RouterPaths(ctxT(t, 10*time.Second), prefix)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var r struct {
-		Paths []struct {
-			Community struct {
-				String string `json:"string"`
-			} `json:"community"`
-			Nexthops []struct {
-				IP string `json:"ip"`
-			} `json:"nexthops"`
-		} `json:"paths"`
-	}
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if len(r.Paths) != 3 {
-		t.Fatalf("%d paths for %s, want one from each node:\n%s", len(r.Paths), prefix, out)
+	if len(paths) != 3 {
+		t.Fatalf("%d paths for %s, want one from each node:\n%s", len(paths), prefix, out)
 	}
-	for _, p := range r.Paths {
-		if p.Community.String != community {
-			t.Errorf("path via %v has community %q, want %q", p.Nexthops, p.Community.String, community)
+	for _, p := range paths {
+		if p.Community != community {
+			t.Errorf("path via %v has community %q, want %q", p.NextHops, p.Community, community)
 		}
 	}
 }

@@ -135,29 +135,16 @@ func TestBGP(t *testing.T) {
 		})
 	})
 	t.Run("attributes arrive as configured", func(t *testing.T) {
-		out, err := l.Vtysh(ctx, "show bgp ipv4 unicast "+host.String()+" json")
+		paths, out, err := l.RouterPaths(ctx, host)
 		if err != nil {
-			t.Fatal(err)
-		}
-		var r struct {
-			Paths []struct {
-				Community struct {
-					String string `json:"string"`
-				} `json:"community"`
-				Nexthops []struct {
-					IP string `json:"ip"`
-				} `json:"nexthops"`
-			} `json:"paths"`
-		}
-		if err := json.Unmarshal([]byte(out), &r); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
-		if len(r.Paths) != 3 {
-			t.Errorf("%d paths, want one from each node: %s", len(r.Paths), out)
+		if len(paths) != 3 {
+			t.Errorf("%d paths, want one from each node: %s", len(paths), out)
 		}
-		for _, p := range r.Paths {
-			if p.Community.String != "no-advertise" {
-				t.Errorf("path via %v has community %q, want no-advertise (65535:65282)", p.Nexthops, p.Community.String)
+		for _, p := range paths {
+			if p.Community != "no-advertise" {
+				t.Errorf("path via %v has community %q, want no-advertise (65535:65282)", p.NextHops, p.Community)
 			}
 		}
 	})
