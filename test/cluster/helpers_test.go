@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-lb/herald/internal/lab"
@@ -138,6 +139,54 @@ func mustAddr(t *testing.T, s string) netip.Addr {
 		t.Fatalf("address %q: %v", s, err)
 	}
 	return a
+}
+
+// speakerPodDrill samples ARP answers and requests to addr, runs before
+// (if any) after a second of them, deletes node's speaker Pod with del,
+// waits until it is gone and a new speaker Pod there is Ready (the whole
+// rolling-update window, the address won back included), and judges the
+// handover with checkHandover.
+func speakerPodDrill(ctx context.Context, t *testing.T, l *lab.Lab, addr netip.Addr, node string, before func(), del func(pod string)) {
+	t.Helper()
+	answers, err := l.SampleAnswers(ctx, addr, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := l.Probe(ctx, addr, 80, 20*time.Millisecond)
+	time.Sleep(time.Second) // answers before the handover
+	if before != nil {
+		before()
+	}
+	pod := speakerPod(t, l, node)
+	deleted := time.Now()
+	del(pod)
+	eventually(t, ctx, "speaker Pod "+pod+" gone", func() (bool, string) {
+		_, err := l.Client().CoreV1().Pods(lab.HeraldNamespace).Get(ctx, pod, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	gone := time.Now()
+	eventually(t, ctx, "a new speaker Pod Ready on "+node, func() (bool, string) {
+		pods, err := l.Client().CoreV1().Pods(lab.HeraldNamespace).List(ctx, metav1.ListOptions{
+			LabelSelector: "app.kubernetes.io/component=speaker", FieldSelector: "spec.nodeName=" + node,
+		})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, p := range pods.Items {
+			if p.Name != pod && podReady(&p) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d speaker Pods on %s", len(pods.Items), node)
+	})
+	time.Sleep(2 * time.Second)
+	samples := probe.Stop()
+	rounds, err := answers.Stop()
+	var double *lab.DoubleAnswerError
+	if err != nil && !errors.As(err, &double) {
+		t.Fatal(err)
+	}
+	checkHandover(t, l, node, deleted, gone, samples, rounds)
 }
 
 // checkHandover judges a speaker Pod deleted on node from at deleted (gone

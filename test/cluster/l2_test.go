@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -53,46 +51,11 @@ func TestChartLayer2(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pod := speakerPod(t, l, from)
-		answers, err := l.SampleAnswers(ctx, addr, 20*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		probe := l.Probe(ctx, addr, 80, 20*time.Millisecond)
-		time.Sleep(time.Second) // answers before the handover
-		deleted := time.Now()
-		if err := l.Client().CoreV1().Pods(lab.HeraldNamespace).Delete(ctx, pod, metav1.DeleteOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, ctx, "speaker Pod "+pod+" gone", func() (bool, string) {
-			_, err := l.Client().CoreV1().Pods(lab.HeraldNamespace).Get(ctx, pod, metav1.GetOptions{})
-			return apierrors.IsNotFound(err), fmt.Sprint(err)
-		})
-		gone := time.Now()
-		// Until the replacement speaker is Ready and has won the address
-		// back: the whole of the rolling-update window.
-		eventually(t, ctx, "a new speaker Pod Ready on "+from, func() (bool, string) {
-			p, err := l.Client().CoreV1().Pods(lab.HeraldNamespace).List(ctx, metav1.ListOptions{
-				LabelSelector: "app.kubernetes.io/component=speaker", FieldSelector: "spec.nodeName=" + from,
-			})
-			if err != nil {
-				return false, err.Error()
+		speakerPodDrill(ctx, t, l, addr, from, nil, func(pod string) {
+			if err := l.Client().CoreV1().Pods(lab.HeraldNamespace).Delete(ctx, pod, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
 			}
-			for _, sp := range p.Items {
-				if sp.Name != pod && podReady(&sp) {
-					return true, ""
-				}
-			}
-			return false, "not yet"
 		})
-		time.Sleep(2 * time.Second)
-		samples := probe.Stop()
-		rounds, err := answers.Stop()
-		var double *lab.DoubleAnswerError
-		if err != nil && !errors.As(err, &double) {
-			t.Fatal(err)
-		}
-		checkHandover(t, l, from, deleted, gone, samples, rounds)
 	})
 
 	t.Run("announcing node killed", func(t *testing.T) {

@@ -1,15 +1,11 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-lb/herald/internal/lab"
 	"github.com/herald-lb/herald/internal/testcluster"
@@ -131,44 +127,9 @@ func TestSeed004(t *testing.T) {
 	if node == "" {
 		t.Fatal("no ServiceL2Status names the announcing node")
 	}
-	answers, err := l.SampleAnswers(ctx, ip, 20*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	probe := l.Probe(ctx, ip, 80, 20*time.Millisecond)
-	time.Sleep(time.Second)
-	kubectl("", "cordon", node)
-	speaker := speakerPod(t, l, node)
-	deleted := time.Now()
-	kubectl("", "delete", "pod", "-n", "metallb-system", speaker)
-	eventually(t, ctx, "speaker Pod "+speaker+" gone", func() (bool, string) {
-		_, err := l.Client().CoreV1().Pods("metallb-system").Get(ctx, speaker, metav1.GetOptions{})
-		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	speakerPodDrill(ctx, t, l, ip, node, func() { kubectl("", "cordon", node) }, func(pod string) {
+		kubectl("", "delete", "pod", "-n", "metallb-system", pod)
 	})
-	gone := time.Now()
-	// "Wait a moment, then check if the service is still accessible."
-	eventually(t, ctx, "a new speaker Pod on "+node+" Ready", func() (bool, string) {
-		pods, err := l.Client().CoreV1().Pods("metallb-system").List(ctx, metav1.ListOptions{
-			LabelSelector: "component=speaker", FieldSelector: "spec.nodeName=" + node,
-		})
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, p := range pods.Items {
-			if p.Name != speaker && podReady(&p) {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("%d speaker Pods on %s", len(pods.Items), node)
-	})
-	time.Sleep(2 * time.Second)
-	samples := probe.Stop()
-	rounds, err := answers.Stop()
-	var double *lab.DoubleAnswerError
-	if err != nil && !errors.As(err, &double) {
-		t.Fatal(err)
-	}
-	checkHandover(t, l, node, deleted, gone, samples, rounds)
 	curlUntil(t, l, ip, 10*time.Second)
 	kubectl("", "uncordon", node)
 }
