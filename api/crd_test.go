@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -67,8 +68,9 @@ type column struct {
 	wide     bool // priority > 0: shown only with -o wide
 }
 
-// TestCRDs pins what MetalLB users see: the kinds, their scope, versions
-// and `kubectl get` columns, in order.
+// TestCRDs pins what MetalLB users see: the kinds, their group, scope,
+// versions and `kubectl get` columns, in order. metallb.io holds MetalLB's
+// kinds and nothing else; Herald's own are in herald-lb.io.
 func TestCRDs(t *testing.T) {
 	peerColumns := []column{
 		{"Address", ".spec.peerAddress", false},
@@ -125,7 +127,16 @@ func TestCRDs(t *testing.T) {
 			{"ErrorSummary", ".status.errorSummary", false},
 			{"Age", ".metadata.creationTimestamp", false},
 		}}},
+		"CloudAdvertisement": {"cloudadvertisements", map[string][]column{"v1alpha1": {
+			{"Provider", ".spec.provider", false},
+			{"IPAddressPools", ".spec.ipAddressPools", false},
+			{"IPAddressPool Selectors", ".spec.ipAddressPoolSelectors", false},
+			{"Token Secret", ".spec.tokenSecretRef.name", false},
+			{"Node Selectors", ".spec.nodeSelectors", true},
+		}}},
 	}
+	// Herald's own kinds; the others are metallb.io.
+	groups := map[string]string{"CloudAdvertisement": "herald-lb.io"}
 
 	crds := loadCRDs(t)
 	for kind := range crds {
@@ -139,13 +150,14 @@ func TestCRDs(t *testing.T) {
 			if !ok {
 				t.Fatalf("no CRD for kind %s", kind)
 			}
-			if crd.Spec.Group != "metallb.io" {
-				t.Errorf("group %q, want metallb.io", crd.Spec.Group)
+			group := cmp.Or(groups[kind], "metallb.io")
+			if crd.Spec.Group != group {
+				t.Errorf("group %q, want %s", crd.Spec.Group, group)
 			}
 			if crd.Spec.Scope != apiextensionsv1.NamespaceScoped {
 				t.Errorf("scope %q, want Namespaced", crd.Spec.Scope)
 			}
-			if crd.Name != w.plural+".metallb.io" || crd.Spec.Names.Plural != w.plural {
+			if crd.Name != w.plural+"."+group || crd.Spec.Names.Plural != w.plural {
 				t.Errorf("name %q plural %q, want plural %q", crd.Name, crd.Spec.Names.Plural, w.plural)
 			}
 			if len(crd.Spec.Names.ShortNames) != 0 {
@@ -358,6 +370,7 @@ func TestSchemaDefaults(t *testing.T) {
 		{"peer port", peerYAML, []string{"spec", "peerPort"}, int64(179)},
 		{"peer disableMP", peerYAML, []string{"spec", "disableMP"}, false},
 		{"peer dualStackAddressFamily", peerYAML, []string{"spec", "dualStackAddressFamily"}, false},
+		{"cloud token key", cloudYAML, []string{"spec", "tokenSecretRef", "key"}, "token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,6 +393,8 @@ func TestSchemaDefaults(t *testing.T) {
 const (
 	poolYAML = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec:\n  addresses: [192.0.2.0/24]\n"
 	peerYAML = "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: p}\nspec:\n  myASN: 64500\n  peerASN: 64501\n  peerAddress: 192.0.2.1\n"
+	// cloudYAML has no key in its tokenSecretRef, and ends inside it.
+	cloudYAML = "apiVersion: herald-lb.io/v1alpha1\nkind: CloudAdvertisement\nmetadata: {name: c}\nspec:\n  provider: hetzner\n  tokenSecretRef:\n    name: hcloud\n"
 )
 
 // TestSchemaRules checks the schema's limits and CEL rules on both sides of
@@ -444,6 +459,15 @@ func TestSchemaRules(t *testing.T) {
 
 		{"configuration state valid", "apiVersion: metallb.io/v1beta1\nkind: ConfigurationState\nstatus:\n  result: Invalid\n  errorSummary: \"bad peer\"\n  conditions: [{type: configReconcilerValid, status: \"False\", reason: ConfigurationError, message: bad, lastTransitionTime: \"2026-01-01T00:00:00Z\"}]", "", true},
 		{"configuration state bad result", "apiVersion: metallb.io/v1beta1\nkind: ConfigurationState\nstatus: {result: Broken}", "", false},
+
+		{"cloud advertisement", cloudYAML + "    key: api-token\n  ipAddressPools: [fip]\n  nodeSelectors: [{matchLabels: {topology.kubernetes.io/region: fsn1}}]\n  serviceSelectors: [{matchLabels: {app: web}}]", "", true},
+		{"cloud unknown provider", strings.Replace(cloudYAML, "hetzner", "digitalocean", 1), "", false},
+		{"cloud without provider", strings.Replace(cloudYAML, "  provider: hetzner\n", "", 1), "", false},
+		{"cloud without token Secret", "apiVersion: herald-lb.io/v1alpha1\nkind: CloudAdvertisement\nspec: {provider: hetzner}", "", false},
+		{"cloud empty token Secret name", strings.Replace(cloudYAML, "name: hcloud", "name: \"\"", 1), "", false},
+		{"cloud without spec", "apiVersion: herald-lb.io/v1alpha1\nkind: CloudAdvertisement\nmetadata: {name: c}", "", false},
+		{"cloud interfaces are L2's", cloudYAML + "  interfaces: [eth0]", "", false},
+		{"cloud status conditions", cloudYAML + "status:\n  conditions: [{type: Ready, status: \"True\", reason: Assigned, message: ok, lastTransitionTime: \"2026-01-01T00:00:00Z\"}]", "", true},
 
 		{"pool status large IPv6", poolYAML + "status: {assignedIPv4: 1, assignedIPv6: 2, availableIPv4: 253, availableIPv6: 9223372036854775807, availableIPv6Exact: \"18446744073709551614\"}", "", true},
 		{"pool status exact count not a number", poolYAML + "status: {assignedIPv4: 0, assignedIPv6: 0, availableIPv4: 0, availableIPv6: 0, availableIPv6Exact: \"lots\"}", "", false},

@@ -49,7 +49,7 @@ func TestGeneratedFilesAreFresh(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("controller-gen object: %v\n%s", err, out)
 	}
-	for _, v := range []string{"v1beta1", "v1beta2"} {
+	for _, v := range []string{"v1alpha1", "v1beta1", "v1beta2"} {
 		compareDirs(t, filepath.Join(root, "api", v), filepath.Join(mod, "api", v), "zz_generated.deepcopy.go")
 	}
 }

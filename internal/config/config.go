@@ -3,6 +3,10 @@
 // announces from it, and the validating webhook and `herald validate` run
 // exactly the same checks to refuse what it would refuse.
 //
+// Herald's own kind CloudAdvertisement (herald-lb.io) is validated in the
+// same set: it selects pools the way an L2Advertisement does, and must not
+// announce a pool that one also does.
+//
 // Build takes every object of every kind at once, because most rules span
 // objects (overlapping pools, advertisements that must agree, references by
 // name). It reports every problem, not the first, each tied to an object and
@@ -20,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/herald-lb/herald/api/v1alpha1"
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/api/v1beta2"
 	"github.com/herald-lb/herald/internal/ipam"
@@ -39,6 +44,8 @@ type Resources struct {
 	BGPPeers          []v1beta2.BGPPeer
 	BFDProfiles       []v1beta1.BFDProfile
 	Communities       []v1beta1.Community
+	// CloudAdvertisements are Herald's own kind (herald-lb.io).
+	CloudAdvertisements []v1alpha1.CloudAdvertisement
 
 	// Namespaces resolve serviceAllocation.namespaceSelectors.
 	Namespaces []corev1.Namespace
@@ -63,6 +70,10 @@ type Config struct {
 	Peers             []*Peer
 	BFDProfiles       []*BFDProfile
 	Communities       []CommunityAlias
+	// CloudAdvertisements announce pools as cloud floating IPs; a pool is
+	// never in both one of these and an L2Advertisement that can run on
+	// the same node.
+	CloudAdvertisements []*CloudAdvertisement
 }
 
 // Result is the outcome of Validate.
@@ -103,6 +114,8 @@ func Validate(r Resources) Result {
 	l2 := b.buildL2Advertisements(pools)
 	bgp := b.buildBGPAdvertisements(pools, peers, communities)
 	b.checkEchoMode(pools, peers, bfds, bgp)
+	cloud := b.buildCloudAdvertisements(pools)
+	b.checkCloudAgainstL2(l2, cloud)
 
 	sortProblems(b.problems)
 	sortProblems(b.warnings)
@@ -116,6 +129,8 @@ func Validate(r Resources) Result {
 			Peers:             peers,
 			BFDProfiles:       bfds,
 			Communities:       communities.aliases,
+
+			CloudAdvertisements: cloud,
 		}
 	}
 	return res

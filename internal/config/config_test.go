@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/herald-lb/herald/api/v1alpha1"
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/api/v1beta2"
 )
@@ -367,6 +368,9 @@ func TestDeterministic(t *testing.T) {
 		r := base()
 		r.Pools = append(r.Pools, pool("d", "192.0.2.0/24"), pool("e", "bad"))
 		r.BGPPeers = append(r.BGPPeers, peer("q0", v1beta2.BGPPeerSpec{}))
+		// Both clash with the L2Advertisements, which take every pool.
+		r.CloudAdvertisements = []v1alpha1.CloudAdvertisement{cloudAdv("c2", nil, "c", "b"),
+			cloudAdv("c1", func(s *v1alpha1.CloudAdvertisementSpec) { s.Provider = "x" }, "a")}
 		return r
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -381,6 +385,7 @@ func TestDeterministic(t *testing.T) {
 			shuffle(rng, r.BFDProfiles)
 			shuffle(rng, r.Communities)
 			shuffle(rng, r.Namespaces)
+			shuffle(rng, r.CloudAdvertisements)
 			if got := Validate(r); !reflect.DeepEqual(got, want) {
 				t.Fatalf("result depends on input order:\n got %+v\nwant %+v", got, want)
 			}

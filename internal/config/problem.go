@@ -14,26 +14,31 @@ const (
 	KindBGPPeer          = "BGPPeer"
 	KindBFDProfile       = "BFDProfile"
 	KindCommunity        = "Community"
+	// KindCloudAdvertisement is herald-lb.io's, not metallb.io's.
+	KindCloudAdvertisement = "CloudAdvertisement"
 )
 
 // kindRank orders problems the way an operator reads a configuration:
-// pools first, then what announces them, then the BGP details.
+// pools first, then what announces them (Layer 2, cloud, BGP), then the
+// BGP details.
 func kindRank(kind string) int {
 	switch kind {
 	case KindIPAddressPool:
 		return 0
 	case KindL2Advertisement:
 		return 1
-	case KindBGPAdvertisement:
+	case KindCloudAdvertisement:
 		return 2
-	case KindBGPPeer:
+	case KindBGPAdvertisement:
 		return 3
-	case KindBFDProfile:
+	case KindBGPPeer:
 		return 4
-	case KindCommunity:
+	case KindBFDProfile:
 		return 5
+	case KindCommunity:
+		return 6
 	}
-	return 6
+	return 7
 }
 
 // Problem is one thing wrong with one object of the configuration.

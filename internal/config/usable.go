@@ -5,6 +5,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/herald-lb/herald/api/v1alpha1"
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/api/v1beta2"
 )
@@ -116,6 +117,7 @@ func (r Resources) without(faulty map[ObjectRef]bool, last Resources, kept, left
 	out.BGPPeers = substitute(sub, KindBGPPeer, r.BGPPeers, last.BGPPeers, func(o *v1beta2.BGPPeer) *metav1.ObjectMeta { return &o.ObjectMeta })
 	out.BFDProfiles = substitute(sub, KindBFDProfile, r.BFDProfiles, last.BFDProfiles, func(o *v1beta1.BFDProfile) *metav1.ObjectMeta { return &o.ObjectMeta })
 	out.Communities = substitute(sub, KindCommunity, r.Communities, last.Communities, func(o *v1beta1.Community) *metav1.ObjectMeta { return &o.ObjectMeta })
+	out.CloudAdvertisements = substitute(sub, KindCloudAdvertisement, r.CloudAdvertisements, last.CloudAdvertisements, func(o *v1alpha1.CloudAdvertisement) *metav1.ObjectMeta { return &o.ObjectMeta })
 	return out, changed
 }
 

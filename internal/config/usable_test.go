@@ -81,9 +81,7 @@ func TestBuildUsable(t *testing.T) {
 				}
 				return
 			}
-			if u.Config == nil {
-				t.Fatalf("no configuration; problems %v", u.Problems)
-			}
+			checkUsable(t, u, tc.wantKept, tc.wantLeft)
 			if want := len(tc.wantKept)+len(tc.wantLeft) > 0; want != (len(u.Problems) > 0) {
 				t.Errorf("problems %v", u.Problems)
 			}
@@ -97,17 +95,26 @@ func TestBuildUsable(t *testing.T) {
 			if !slices.Equal(pools, tc.wantPools) || !slices.Equal(peers, tc.wantPeers) {
 				t.Errorf("in force: pools %v peers %v; want %v %v", pools, peers, tc.wantPools, tc.wantPeers)
 			}
-			if got := refNames(u.Kept); !slices.Equal(got, tc.wantKept) {
-				t.Errorf("kept %v, want %v", got, tc.wantKept)
-			}
-			if got := refNames(u.Left); !slices.Equal(got, tc.wantLeft) {
-				t.Errorf("left %v, want %v", got, tc.wantLeft)
-			}
-			// What is in force is itself valid, and is the next call's last.
-			if again := Validate(u.From); len(again.Problems) > 0 {
-				t.Errorf("From has problems: %v", again.Problems)
-			}
 		})
+	}
+}
+
+// checkUsable checks what every BuildUsable result must be: a
+// configuration, the objects kept and left out, and From valid (it is the
+// next call's last).
+func checkUsable(t *testing.T, u Usable, wantKept, wantLeft []string) {
+	t.Helper()
+	if u.Config == nil {
+		t.Fatalf("no configuration; problems %v", u.Problems)
+	}
+	if got := refNames(u.Kept); !slices.Equal(got, wantKept) {
+		t.Errorf("kept %v, want %v", got, wantKept)
+	}
+	if got := refNames(u.Left); !slices.Equal(got, wantLeft) {
+		t.Errorf("left %v, want %v", got, wantLeft)
+	}
+	if again := Validate(u.From); len(again.Problems) > 0 {
+		t.Errorf("From has problems: %v", again.Problems)
 	}
 }
 

@@ -155,8 +155,8 @@ func TestManifestUpToDate(t *testing.T) {
 			crds++
 		}
 	}
-	if crds != 9 {
-		t.Errorf("config/manifests/herald.yaml has %d CRDs, want 9", crds)
+	if crds != 10 {
+		t.Errorf("config/manifests/herald.yaml has %d CRDs, want 10", crds)
 	}
 }
 
