@@ -2,35 +2,23 @@ package controller
 
 import (
 	"context"
-	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/internal/config"
 	"github.com/herald-lb/herald/internal/configsource"
+	"github.com/herald-lb/herald/internal/configstate"
 	"github.com/herald-lb/herald/internal/ipam"
 )
 
 // ConfigurationState values, MetalLB's.
 const (
-	configStateName      = "controller"
-	conditionPoolsValid  = "poolReconcilerValid"
-	labelComponentType   = "metallb.io/component-type"
-	reasonInvalidConfig  = "InvalidConfiguration"
-	conditionReasonOK    = "Reconciled"
-	conditionReasonError = "ConfigurationError"
-	conditionReasonWait  = "WaitingForObjects"
+	reasonInvalidConfig = "InvalidConfiguration"
 )
 
 // configReconciler loads the configuration CRs as one set and puts in
@@ -39,14 +27,19 @@ const (
 // rest works. Each problem goes to ConfigurationState "controller", an
 // Event on the offending object, the metrics and the log.
 type configReconciler struct {
-	client    client.Client
-	reader    client.Reader // uncached, for the restore
+	client client.Client
+	reader client.Reader // uncached, for the restore
+	// cloud reads CloudAdvertisements: the cache when it holds them, else
+	// the API server (see cachescope.CloudServed).
+	cloud     client.Reader
 	namespace string
 	state     *allocState
-	metrics   *metrics
-	recorder  events.EventRecorder
-	log       logr.Logger
-	services  *serviceReconciler
+	// configState writes ConfigurationState "controller".
+	configState *configstate.Writer
+	metrics     *metrics
+	recorder    events.EventRecorder
+	log         logr.Logger
+	services    *serviceReconciler
 	// enqueueAll re-queues every Service (once, when the controller becomes
 	// ready).
 	enqueueAll func(ctx context.Context)
@@ -58,7 +51,7 @@ type configReconciler struct {
 }
 
 func (r *configReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
-	res, objs, err := configsource.Load(ctx, r.client, r.namespace)
+	res, objs, err := configsource.Load(ctx, r.client, r.namespace, configsource.WithCloud(r.cloud))
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -74,7 +67,7 @@ func (r *configReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.
 		if r.loaded {
 			r.metrics.configStale.Set(1)
 		}
-		return ctrl.Result{}, r.writeState(ctx, u)
+		return ctrl.Result{}, r.configState.Write(ctx, u)
 	}
 	r.last = u.From
 	left := map[string]bool{}
@@ -86,7 +79,7 @@ func (r *configReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.
 	r.apply(ctx, u.Config, left)
 	r.metrics.configLoaded.Set(1)
 	r.metrics.configStale.Set(boolFloat(len(u.Problems) > 0))
-	return ctrl.Result{}, r.writeState(ctx, u)
+	return ctrl.Result{}, r.configState.Write(ctx, u)
 }
 
 func boolFloat(b bool) float64 {
@@ -107,7 +100,7 @@ func (r *configReconciler) reportProblems(ctx context.Context, u config.Usable, 
 	r.lastProblems = summary
 	r.log.Error(u.Problems, "objects with problems are not in force as they are; the rest of the configuration is",
 		"problems", len(u.Problems), "transient", u.Problems.Transient(),
-		"keptLastValid", refs(u.Kept), "leftOut", refs(u.Left), "applied", u.Config != nil)
+		"keptLastValid", configstate.Refs(u.Kept), "leftOut", configstate.Refs(u.Left), "applied", u.Config != nil)
 	for _, p := range u.Problems {
 		obj, ok := objs[p.Kind+"/"+p.Name]
 		if !ok {
@@ -115,14 +108,6 @@ func (r *configReconciler) reportProblems(ctx context.Context, u config.Usable, 
 		}
 		r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, reasonInvalidConfig, "Validate", "%s", p.String())
 	}
-}
-
-func refs(list []config.ObjectRef) string {
-	s := make([]string, len(list))
-	for i, o := range list {
-		s[i] = o.String()
-	}
-	return strings.Join(s, ", ")
 }
 
 // apply puts a valid configuration in force.
@@ -197,78 +182,4 @@ func (r *configReconciler) apply(ctx context.Context, cfg *config.Config, left m
 		return
 	}
 	r.services.retry(keys)
-}
-
-// writeState records the outcome on ConfigurationState "controller".
-func (r *configReconciler) writeState(ctx context.Context, u config.Usable) error {
-	var cs metallbv1beta1.ConfigurationState
-	key := types.NamespacedName{Namespace: r.namespace, Name: configStateName}
-	if err := r.client.Get(ctx, key, &cs); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return err
-		}
-		cs = metallbv1beta1.ConfigurationState{ObjectMeta: metav1.ObjectMeta{
-			Name: configStateName, Namespace: r.namespace,
-			Labels: map[string]string{labelComponentType: "controller"},
-		}}
-		if err := r.client.Create(ctx, &cs); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create ConfigurationState: %w", err)
-		}
-		if err := r.client.Get(ctx, key, &cs); err != nil {
-			return err
-		}
-	}
-	base := cs.DeepCopy()
-	cond := metav1.Condition{Type: conditionPoolsValid, Status: metav1.ConditionTrue, Reason: conditionReasonOK,
-		Message: "the configuration is valid and in force", ObservedGeneration: cs.Generation}
-	cs.Status.Result, cs.Status.ErrorSummary = metallbv1beta1.ConfigurationResultValid, ""
-	if ps := u.Problems; len(ps) > 0 {
-		lines := make([]string, len(ps))
-		for i, p := range ps {
-			lines[i] = p.String()
-		}
-		cs.Status.Result = metallbv1beta1.ConfigurationResultInvalid
-		cs.Status.ErrorSummary = strings.Join(lines, "\n")
-		cond.Status, cond.Reason = metav1.ConditionFalse, conditionReasonError
-		if ps.Transient() {
-			cond.Reason = conditionReasonWait
-		}
-		cond.Message = inForceMessage(u)
-	}
-	meta.SetStatusCondition(&cs.Status.Conditions, cond)
-	if equalState(base.Status, cs.Status) {
-		return nil
-	}
-	if err := r.client.Status().Patch(ctx, &cs, client.MergeFrom(base)); err != nil {
-		return fmt.Errorf("write ConfigurationState: %w", err)
-	}
-	return nil
-}
-
-// inForceMessage says what of a configuration with problems is in force.
-func inForceMessage(u config.Usable) string {
-	if u.Config == nil {
-		return "the configuration was not applied: a problem is not tied to one object; the last configuration in force stays"
-	}
-	var parts []string
-	if len(u.Kept) > 0 {
-		parts = append(parts, "last valid version kept for "+refs(u.Kept))
-	}
-	if len(u.Left) > 0 {
-		parts = append(parts, "left out until fixed: "+refs(u.Left))
-	}
-	return "objects with problems are not in force as they are (" + strings.Join(parts, "; ") + "); the rest of the configuration is"
-}
-
-func equalState(a, b metallbv1beta1.ConfigurationStateStatus) bool {
-	if a.Result != b.Result || a.ErrorSummary != b.ErrorSummary || len(a.Conditions) != len(b.Conditions) {
-		return false
-	}
-	for i := range a.Conditions {
-		x, y := a.Conditions[i], b.Conditions[i]
-		if x.Type != y.Type || x.Status != y.Status || x.Reason != y.Reason || x.Message != y.Message {
-			return false
-		}
-	}
-	return true
 }

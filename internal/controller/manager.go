@@ -31,6 +31,7 @@ import (
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
 	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
 	"github.com/herald-lb/herald/internal/cachescope"
+	"github.com/herald-lb/herald/internal/configstate"
 	"github.com/herald-lb/herald/internal/lbclass"
 	"github.com/herald-lb/herald/internal/metricsauth"
 	"github.com/herald-lb/herald/internal/scheme"
@@ -186,6 +187,7 @@ func Setup(mgr manager.Manager, opts Options) error {
 	cfgR := &configReconciler{
 		client: secretwatch.Client{Client: mgr.GetClient(), Secrets: secrets}, reader: mgr.GetAPIReader(), namespace: opts.Namespace,
 		state: state, metrics: m, recorder: recorder, log: log.WithName("config"), services: svcR,
+		configState: configstate.Controller(mgr.GetClient(), opts.Namespace),
 		enqueueAll: func(ctx context.Context) {
 			var list corev1.ServiceList
 			if err := mgr.GetClient().List(ctx, &list); err != nil {

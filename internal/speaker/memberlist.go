@@ -68,7 +68,7 @@ func (s *speaker) prepareMembership(ctx, runCtx context.Context, log *slog.Logge
 	if s.opts.MLUnencrypted {
 		s.log.Info("memberlist gossip is NOT encrypted (--ml-unencrypted): anyone who reaches the memberlist port can join and count as a live speaker")
 	}
-	s.metrics.keyUnavailable.Set(0)
+	s.keyGauge.Set(0)
 	return nil
 }
 
@@ -103,7 +103,7 @@ func (s *speaker) joinMembership(ctx context.Context) {
 		return
 	}
 	s.ml = ml
-	s.metrics.keyUnavailable.Set(0)
+	s.keyGauge.Set(0)
 	if g.lastErr != "" {
 		s.log.Info("joined the memberlist; announcing over Layer 2 again")
 	}
@@ -117,7 +117,7 @@ func (s *speaker) keyUnavailable(ctx context.Context, why error) {
 	g.next = time.Now().Add(g.backoff)
 	time.AfterFunc(g.backoff, s.trigger)
 	g.backoff = min(2*g.backoff, keyRetryMax)
-	s.metrics.keyUnavailable.Set(1)
+	s.keyGauge.Set(1)
 	if why.Error() == g.lastErr || ctx.Err() != nil {
 		return
 	}

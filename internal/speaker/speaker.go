@@ -6,23 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
@@ -35,10 +26,13 @@ import (
 
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
 	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
+	"github.com/herald-lb/herald/internal/announce"
+	"github.com/herald-lb/herald/internal/announce/bgproutes"
+	"github.com/herald-lb/herald/internal/announce/layer2"
 	"github.com/herald-lb/herald/internal/cachescope"
 	"github.com/herald-lb/herald/internal/config"
 	"github.com/herald-lb/herald/internal/configsource"
-	"github.com/herald-lb/herald/internal/lbclass"
+	"github.com/herald-lb/herald/internal/configstate"
 	"github.com/herald-lb/herald/internal/membership"
 	"github.com/herald-lb/herald/internal/metricsauth"
 	"github.com/herald-lb/herald/internal/scheme"
@@ -78,13 +72,6 @@ type Options struct {
 	Log      logr.Logger
 }
 
-// Labels of ServiceL2Status objects, MetalLB's.
-const (
-	labelNode             = "metallb.io/node"
-	labelServiceName      = "metallb.io/service-name"
-	labelServiceNamespace = "metallb.io/service-namespace"
-)
-
 // Run runs the speaker until ctx ends, then hands its addresses over.
 func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if opts.NodeName == "" {
@@ -103,7 +90,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	thisNode := labels.SelectorFromSet(labels.Set{labelNode: opts.NodeName})
+	thisNode := labels.SelectorFromSet(labels.Set{metallbv1beta1.LabelStatusNode: opts.NodeName})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: sch,
 		Logger: opts.Log,
@@ -111,6 +98,8 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		Cache: cachescope.Options(opts.Namespace, map[client.Object]labels.Selector{
 			&metallbv1beta1.ServiceL2Status{}:  thisNode,
 			&metallbv1beta1.ServiceBGPStatus{}: thisNode,
+			// Its own ConfigurationState, read on every sync at no cost.
+			&metallbv1beta1.ConfigurationState{}: labels.SelectorFromSet(labels.Set{configstate.LabelNodeName: opts.NodeName}),
 		}),
 		Client:                 cachescope.ClientOptions(),
 		Metrics:                metricsauth.Options(opts.MetricsAddr, opts.MetricsSecure),
@@ -135,9 +124,8 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	s := &speaker{
 		opts: opts, client: mgr.GetClient(), reader: mgr.GetAPIReader(),
 		recorder: mgr.GetEventRecorder("metallb-speaker"),
-		log:      opts.Log, metrics: newMetrics(reg, opts.NodeName),
-		kick:  make(chan struct{}, 1),
-		owned: map[string]Announcement{},
+		log:      opts.Log, keyGauge: newKeyUnavailable(reg),
+		kick: make(chan struct{}, 1),
 	}
 	// BGP password Secrets are read by name, each through a watch that
 	// resyncs on a change (the speaker may not list Secrets).
@@ -159,6 +147,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}, &corev1.Namespace{},
 		&metallbv1beta1.IPAddressPool{}, &metallbv1beta1.L2Advertisement{}, &metallbv1beta1.Community{},
 		&metallbv1beta1.BGPAdvertisement{}, &metallbv1beta2.BGPPeer{}, &metallbv1beta1.BFDProfile{},
+		&metallbv1beta1.ConfigurationState{},
 	} {
 		b = b.Watches(obj, kick)
 	}
@@ -179,15 +168,18 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	slogger := slog.New(logr.ToSlogHandler(opts.Log))
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
-	s.runCtx = runCtx
-	s.bgp = &bgpRunner{node: opts.NodeName, log: slogger.With("component", "bgp"), lastErr: map[string]string{}}
-	reg.MustRegister(newBGPCollector(s.bgp))
-	s.responders = newResponders(runCtx, slogger, hooks{
-		conflict:   s.onConflict,
-		request:    func(a netip.Addr) { s.metrics.requests.WithLabelValues(a.String()).Inc() },
-		reply:      func(a netip.Addr) { s.metrics.responses.WithLabelValues(a.String()).Inc() },
-		gratuitous: func(a netip.Addr) { s.metrics.gratuitous.WithLabelValues(a.String()).Inc() },
-	})
+	s.state = configstate.Speaker(s.client, opts.Namespace, opts.NodeName)
+	// The modes, in the order they sync. A new mode is one more line.
+	s.loop = announce.NewLoop(opts.NodeName, []announce.Announcer{
+		layer2.New(runCtx, layer2.Options{
+			Node: opts.NodeName, Namespace: opts.Namespace, Client: s.client, Log: opts.Log.WithName("layer2"),
+			Event: s.event, Resync: s.trigger, HandoverDelay: opts.HandoverDelay, Registry: reg,
+		}),
+		bgproutes.New(runCtx, bgproutes.Options{
+			Node: opts.NodeName, Namespace: opts.Namespace, Client: s.client, Recorder: s.recorder,
+			Log: opts.Log.WithName("bgp"), Registry: reg,
+		}),
+	}, announcedGauge(reg), s.event)
 
 	if !opts.MLDisabled {
 		if err := s.prepareMembership(ctx, runCtx, slogger); err != nil {
@@ -198,26 +190,19 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 
 	s.watchLinks(runCtx)
-	s.loop(ctx)
+	s.run(ctx)
 
-	// BGP first: a Cease to every router now, so they withdraw this node's
-	// routes at once. Then Layer 2: leave the membership so that the next
-	// owners take the addresses, keep answering meanwhile, then stop.
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), 2*time.Second)
-	s.stopBGP(stopCtx)
-	cancelStop()
-	s.log.Info("stopping: handing addresses over", "delay", opts.HandoverDelay.String())
+	// Leave the membership first, so that the next owners take the
+	// addresses over while each mode stops its own way.
 	if s.ml != nil {
 		if err := s.ml.Leave(500 * time.Millisecond); err != nil {
 			s.log.Error(err, "leave memberlist")
 		}
 	}
-	time.Sleep(opts.HandoverDelay)
-	s.responders.close()
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), opts.HandoverDelay+3*time.Second)
+	s.loop.Shutdown(stopCtx)
+	cancelStop()
 	stopRun()
-	cleanup, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	s.deleteStatuses(cleanup, nil)
-	cancel()
 	stopMgr()
 	return <-mgrDone
 }
@@ -231,24 +216,22 @@ func (reconcileNothing) Reconcile(context.Context, ctrl.Request) (ctrl.Result, e
 func ptrTrue() *bool { b := true; return &b }
 
 type speaker struct {
-	opts       Options
-	client     client.Client
-	reader     client.Reader
-	recorder   events.EventRecorder
-	log        logr.Logger
-	metrics    *metrics
-	responders *responders
-	gossip     *gossip                // nil with memberlist disabled
-	ml         *membership.Membership // nil until joined
-	bgp        *bgpRunner
-	runCtx     context.Context // lives until the speaker has stopped
+	opts     Options
+	client   client.Client
+	reader   client.Reader
+	recorder events.EventRecorder
+	log      logr.Logger
+	keyGauge prometheus.Gauge
+	loop     *announce.Loop
+	state    *configstate.Writer
+	gossip   *gossip                // nil with memberlist disabled
+	ml       *membership.Membership // nil until joined
 
 	kick chan struct{}
 
-	mu    sync.Mutex
-	cfg   *config.Config   // the configuration in force
-	last  config.Resources // what cfg was built from
-	owned map[string]Announcement
+	mu   sync.Mutex
+	cfg  *config.Config   // the configuration in force
+	last config.Resources // what cfg was built from
 	// services are the LoadBalancer Services of the last sync, by key, so
 	// that Events need no read of their own.
 	services map[string]*corev1.Service
@@ -256,13 +239,6 @@ type speaker struct {
 	readyAt  time.Time
 	// dataPlaneDown: no interface of the node can carry traffic.
 	dataPlaneDown bool
-	// announceFailed: Services this node should announce but cannot (no
-	// usable interface); the Event goes out once per failure. Only the
-	// sync loop touches it.
-	announceFailed map[string]bool
-	// stateWritten is the outcome last written to ConfigurationState, so
-	// that an unchanged one costs no request. Only the sync loop touches it.
-	stateWritten string
 }
 
 func (s *speaker) trigger() {
@@ -272,9 +248,9 @@ func (s *speaker) trigger() {
 	}
 }
 
-// loop syncs on every kick, on membership changes and periodically, until
+// run syncs on every kick, on membership changes and periodically, until
 // ctx ends.
-func (s *speaker) loop(ctx context.Context) {
+func (s *speaker) run(ctx context.Context) {
 	t := time.NewTicker(s.opts.Resync)
 	defer t.Stop()
 	var mlChanges <-chan struct{}
@@ -297,156 +273,7 @@ func (s *speaker) loop(ctx context.Context) {
 	}
 }
 
-// peers lists the other nodes' addresses of bind's family, from the Node
-// objects: speakers find each other without Pod objects.
-func (s *speaker) peers(ctx context.Context, bind string) []string {
-	var nodes corev1.NodeList
-	if err := s.client.List(ctx, &nodes); err != nil {
-		return nil
-	}
-	var out []string
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
-		if n.Name == s.opts.NodeName {
-			continue
-		}
-		if a := nodeAddress(n, bind); a != "" {
-			out = append(out, net.JoinHostPort(a, strconv.Itoa(s.opts.MLBindPort)))
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// nodeAddress is the node's first InternalIP of like's family (any family
-// when like is empty).
-func nodeAddress(n *corev1.Node, like string) string {
-	want6 := false
-	if a, err := netip.ParseAddr(like); err == nil {
-		want6 = a.Is6() && !a.Is4In6()
-	}
-	for _, a := range n.Status.Addresses {
-		if a.Type != corev1.NodeInternalIP {
-			continue
-		}
-		ip, err := netip.ParseAddr(a.Address)
-		if err != nil {
-			continue
-		}
-		if like == "" || ip.Is6() == want6 {
-			return ip.String()
-		}
-	}
-	return ""
-}
-
-// ready reports whether the speaker may announce: it has joined the
-// membership, or waited out the join timeout alone. Announcing earlier is
-// how a restarted MetalLB speaker answered beside the owner.
-//
-// After joining it waits claimDelay more: the current owners must first
-// learn of this node through gossip and stop answering for the addresses
-// it wins, or both would answer for a moment. Their clients' caches keep
-// sending to them meanwhile, so the pause loses no traffic.
-func (s *speaker) ready() bool {
-	if s.opts.MLDisabled {
-		return true
-	}
-	if s.ml == nil {
-		return false // no member yet: see joinMembership
-	}
-	select {
-	case <-s.ml.Ready():
-	default:
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.readyAt.IsZero() {
-		s.readyAt = time.Now()
-		time.AfterFunc(claimDelay, s.trigger)
-	}
-	return time.Since(s.readyAt) >= claimDelay
-}
-
-// claimDelay is a few gossip rounds of the fast profile plus a sync.
-const claimDelay = 500 * time.Millisecond
-
-// rejoinDelay is how long a node whose link came back waits before it
-// claims addresses: it has to merge with the others first, or, having
-// thought them dead while cut off, it would claim everything.
-const rejoinDelay = 1500 * time.Millisecond
-
-// dataPlaneUp: the node has at least one interface that could carry Service
-// traffic by default (usable, not excluded, with a global address).
-func dataPlaneUp(ifaces []Iface) bool {
-	for _, i := range ifaces {
-		if !i.Up || !i.Carrier || i.Enslaved || i.NoARP || Excluded(i.Name) {
-			continue
-		}
-		for _, p := range i.Prefixes {
-			if p.Addr().IsGlobalUnicast() {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// updateDataPlane follows the node's links. Down: tell the other speakers,
-// who stop electing this node, so its addresses move at once (leadership
-// follows the data plane). Up again: rejoin, and claim nothing until the
-// membership has merged.
-func (s *speaker) updateDataPlane(up bool) {
-	if s.ml == nil {
-		return
-	}
-	s.mu.Lock()
-	was := !s.dataPlaneDown
-	s.dataPlaneDown = !up
-	if up && !was {
-		s.readyAt = time.Now().Add(rejoinDelay - claimDelay)
-		time.AfterFunc(rejoinDelay, s.trigger)
-	}
-	s.mu.Unlock()
-	if up == was {
-		return
-	}
-	s.log.Info("data plane changed", "up", up)
-	if err := s.ml.SetDataPlane(up); err != nil {
-		s.log.Error(err, "announce data plane state")
-	}
-	if up {
-		s.ml.Rejoin()
-	}
-}
-
-// watchLinks syncs on every link change, so a lost carrier gives the
-// addresses up at once instead of at the next resync.
-func (s *speaker) watchLinks(ctx context.Context) {
-	updates := make(chan netlink.LinkUpdate, 64)
-	done := make(chan struct{})
-	if err := netlink.LinkSubscribe(updates, done); err != nil {
-		s.log.Error(err, "subscribe to link changes; relying on the periodic resync")
-		return
-	}
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case _, ok := <-updates:
-				if !ok {
-					return
-				}
-				s.trigger()
-			}
-		}
-	}()
-}
-
-// sync recomputes the plan and applies this node's part of it.
+// sync reads the inputs once and hands every mode its desired state.
 func (s *speaker) sync(ctx context.Context) error {
 	res, _, err := configsource.Load(ctx, s.client, s.opts.Namespace)
 	if err != nil {
@@ -470,196 +297,23 @@ func (s *speaker) sync(ctx context.Context) error {
 	}
 	cfg := s.cfg
 	s.mu.Unlock()
-	s.writeState(ctx, u.Problems)
+	if err := s.state.Write(ctx, u); err != nil {
+		s.log.Error(err, "ConfigurationState")
+	}
 
 	ifaces, err := readInterfaces()
 	if err != nil {
 		return err
 	}
 	s.updateDataPlane(dataPlaneUp(ifaces))
-	in, got, err := s.inputs(ctx, cfg)
+	in, services, err := s.inputs(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.services = got.services
+	s.services = services
 	s.mu.Unlock()
-	plan := Plan(in)
-	if !s.ready() {
-		plan = nil
-	}
-	l2err := s.apply(ctx, plan, ifaces)
-	if err := s.applyBGP(ctx, PlanBGP(in, s.opts.NodeName), cfg, got.nodeIPv4); err != nil {
-		s.log.Error(err, "BGP")
-	}
-	return l2err
-}
-
-// listed is what inputs read beyond the plan's inputs, kept so that the
-// sync reads nothing twice.
-type listed struct {
-	services map[string]*corev1.Service // LoadBalancer Services with addresses, by key
-	nodeIPv4 netip.Addr                 // this node's IPv4 InternalIP, or the zero Addr
-}
-
-// inputs gathers the plan's inputs from the cache.
-func (s *speaker) inputs(ctx context.Context, cfg *config.Config) (Inputs, listed, error) {
-	in := Inputs{Config: cfg, Nodes: map[string]Node{}, Live: map[string]bool{}}
-	got := listed{services: map[string]*corev1.Service{}}
-	var nodes corev1.NodeList
-	if err := s.client.List(ctx, &nodes); err != nil {
-		return in, got, fmt.Errorf("list nodes: %w", err)
-	}
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
-		if n.Name == s.opts.NodeName {
-			got.nodeIPv4, _ = netip.ParseAddr(nodeAddress(n, "0.0.0.0"))
-		}
-		node := Node{Name: n.Name, Labels: n.Labels}
-		ready := false
-		for _, c := range n.Status.Conditions {
-			switch {
-			case c.Type == corev1.NodeNetworkUnavailable && c.Status == corev1.ConditionTrue:
-				node.NetworkUnavailable = true
-			case c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue:
-				ready = true
-			}
-		}
-		in.Nodes[n.Name] = node
-		if s.opts.MLDisabled {
-			in.Live[n.Name] = ready
-		}
-	}
-	if s.ml != nil {
-		for _, m := range s.ml.Members() {
-			in.Live[m] = true
-		}
-	}
-	var slices discoveryv1.EndpointSliceList
-	if err := s.client.List(ctx, &slices); err != nil {
-		return in, got, fmt.Errorf("list endpoint slices: %w", err)
-	}
-	endpoints := map[string]map[string]bool{}
-	for _, es := range slices.Items {
-		svc := es.Labels[discoveryv1.LabelServiceName]
-		if svc == "" {
-			continue
-		}
-		key := es.Namespace + "/" + svc
-		for _, ep := range es.Endpoints {
-			// Ready (or unset), or still serving while terminating, as MetalLB.
-			ok := ep.Conditions.Ready == nil || *ep.Conditions.Ready ||
-				(ep.Conditions.Serving != nil && *ep.Conditions.Serving)
-			if !ok || ep.NodeName == nil {
-				continue
-			}
-			if endpoints[key] == nil {
-				endpoints[key] = map[string]bool{}
-			}
-			endpoints[key][*ep.NodeName] = true
-		}
-	}
-	var svcs corev1.ServiceList
-	if err := s.client.List(ctx, &svcs); err != nil {
-		return in, got, fmt.Errorf("list services: %w", err)
-	}
-	for i := range svcs.Items {
-		svc := &svcs.Items[i]
-		if !lbclass.Handles(svc, s.opts.LBClass) {
-			continue
-		}
-		var addrs []netip.Addr
-		for _, ing := range svc.Status.LoadBalancer.Ingress {
-			if a, err := netip.ParseAddr(ing.IP); err == nil {
-				addrs = append(addrs, a.Unmap())
-			}
-		}
-		if len(addrs) == 0 {
-			continue
-		}
-		key := svc.Namespace + "/" + svc.Name
-		got.services[key] = svc
-		if cfg == nil {
-			continue
-		}
-		in.Services = append(in.Services, Service{
-			Key: key, Labels: svc.Labels, Addrs: addrs, Pool: poolOf(cfg, addrs[0]),
-			Local:         svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
-			EndpointNodes: endpoints[key],
-		})
-	}
-	return in, got, nil
-}
-
-func poolOf(cfg *config.Config, a netip.Addr) string {
-	for _, p := range cfg.Pools {
-		for _, r := range p.Ranges {
-			if r.Contains(a) {
-				return p.Name
-			}
-		}
-	}
-	return ""
-}
-
-// apply makes this node answer for exactly the addresses it owns, and
-// brings status objects, Events and metrics in line.
-func (s *speaker) apply(ctx context.Context, plan []Announcement, ifaces []Iface) error {
-	want := map[string][]netip.Addr{}
-	owned := map[string]Announcement{}
-	failed := map[string]bool{}
-	defer func() { s.announceFailed = failed }()
-	for _, a := range plan {
-		if a.Owner != s.opts.NodeName {
-			continue
-		}
-		var used []string
-		for _, addr := range a.Addrs {
-			for _, i := range SelectInterfaces(addr, ifaces, a.Interfaces) {
-				want[i.Name] = append(want[i.Name], addr)
-				used = append(used, i.Name)
-			}
-		}
-		if len(used) == 0 {
-			// Once per failure, not on every sync.
-			if !s.announceFailed[a.Service] {
-				s.event(a.Service, corev1.EventTypeWarning, "announceFailed",
-					fmt.Sprintf("the interfaces specified by LB IP %q don't exist or are down on assigned node %q with protocol \"layer2\"", a.Addrs[0], s.opts.NodeName))
-			}
-			failed[a.Service] = true
-			continue
-		}
-		a.Interfaces = uniqueSorted(used)
-		owned[a.Service] = a
-	}
-	if err := s.responders.set(want); err != nil {
-		s.log.Error(err, "responders")
-	}
-
-	s.mu.Lock()
-	s.owned = owned
-	s.mu.Unlock()
-	addrs := make(map[string][]netip.Addr, len(owned))
-	for key, a := range owned {
-		addrs[key] = a.Addrs
-		if err := s.writeStatus(ctx, a); err != nil {
-			s.log.Error(err, "write ServiceL2Status", "service", key)
-		}
-	}
-	for _, ip := range s.announced(protocolLayer2, addrs).Gone {
-		s.metrics.forgetLayer2(ip)
-	}
-	s.deleteStatuses(ctx, owned)
-	return nil
-}
-
-func containsAddr(list []netip.Addr, a netip.Addr) bool {
-	for _, x := range list {
-		if x == a {
-			return true
-		}
-	}
-	return false
+	return s.loop.Sync(ctx, in, ifaces, s.ready())
 }
 
 // event raises an Event on a Service of the last sync; none on a Service
@@ -672,142 +326,4 @@ func (s *speaker) event(svcKey, typ, reason, msg string) {
 		return
 	}
 	s.recorder.Eventf(svc, nil, typ, reason, "Announce", "%s", msg)
-}
-
-// writeStatus keeps one ServiceL2Status per owned Service.
-func (s *speaker) writeStatus(ctx context.Context, a Announcement) error {
-	ns, name, _ := strings.Cut(a.Service, "/")
-	var list metallbv1beta1.ServiceL2StatusList
-	if err := s.client.List(ctx, &list, client.InNamespace(s.opts.Namespace), client.MatchingLabels{
-		labelNode: s.opts.NodeName, labelServiceName: name, labelServiceNamespace: ns,
-	}); err != nil {
-		return err
-	}
-	var st *metallbv1beta1.ServiceL2Status
-	if len(list.Items) > 0 {
-		st = &list.Items[0]
-	} else {
-		st = &metallbv1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{
-			GenerateName: "l2-", Namespace: s.opts.Namespace,
-			Labels: map[string]string{labelNode: s.opts.NodeName, labelServiceName: name, labelServiceNamespace: ns},
-		}}
-		if err := s.client.Create(ctx, st); err != nil {
-			return err
-		}
-	}
-	var ifs []metallbv1beta1.InterfaceInfo
-	for _, i := range a.Interfaces {
-		ifs = append(ifs, metallbv1beta1.InterfaceInfo{Name: i})
-	}
-	want := metallbv1beta1.MetalLBServiceL2Status{Node: s.opts.NodeName, ServiceName: name, ServiceNamespace: ns, Interfaces: ifs}
-	if statusEqual(st.Status, want) {
-		return nil
-	}
-	st.Status = want
-	return s.client.Status().Update(ctx, st)
-}
-
-func statusEqual(a, b metallbv1beta1.MetalLBServiceL2Status) bool {
-	if a.Node != b.Node || a.ServiceName != b.ServiceName || a.ServiceNamespace != b.ServiceNamespace || len(a.Interfaces) != len(b.Interfaces) {
-		return false
-	}
-	for i := range a.Interfaces {
-		if a.Interfaces[i].Name != b.Interfaces[i].Name {
-			return false
-		}
-	}
-	return true
-}
-
-// deleteStatuses removes this node's ServiceL2Status objects for Services
-// it does not own (all of them when keep is nil).
-func (s *speaker) deleteStatuses(ctx context.Context, keep map[string]Announcement) {
-	var list metallbv1beta1.ServiceL2StatusList
-	if err := s.client.List(ctx, &list, client.InNamespace(s.opts.Namespace), client.MatchingLabels{labelNode: s.opts.NodeName}); err != nil {
-		return
-	}
-	for i := range list.Items {
-		st := &list.Items[i]
-		key := st.Labels[labelServiceNamespace] + "/" + st.Labels[labelServiceName]
-		if _, ok := keep[key]; ok {
-			continue
-		}
-		if err := s.client.Delete(ctx, st); err != nil && !apierrors.IsNotFound(err) {
-			s.log.Error(err, "delete ServiceL2Status", "name", st.Name)
-		}
-	}
-}
-
-// onConflict: another MAC answers for an address this node owns: a
-// duplicate address on the LAN, or two speakers that both think they own it.
-// During a handover the next owner announces a moment before this node has
-// seen the change, so the conflict counts only if the address is still this
-// node's after a fresh sync and a grace period.
-func (s *speaker) onConflict(iface string, addr netip.Addr, mac net.HardwareAddr) {
-	s.trigger()
-	go func() {
-		time.Sleep(conflictGrace)
-		if s.ownedService(addr) == "" {
-			return
-		}
-		s.reportConflict(iface, addr, mac)
-	}()
-}
-
-// conflictGrace is longer than a sync takes, shorter than a human notices.
-const conflictGrace = 2 * time.Second
-
-func (s *speaker) ownedService(addr netip.Addr) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for key, a := range s.owned {
-		if containsAddr(a.Addrs, addr) {
-			return key
-		}
-	}
-	return ""
-}
-
-func (s *speaker) reportConflict(iface string, addr netip.Addr, mac net.HardwareAddr) {
-	s.metrics.conflicts.WithLabelValues(addr.String()).Inc()
-	s.log.Info("address conflict: another host answers for an address this node announces",
-		"address", addr.String(), "interface", iface, "otherMAC", mac.String())
-	if svc := s.ownedService(addr); svc != "" {
-		s.event(svc, corev1.EventTypeWarning, "AddressConflict",
-			fmt.Sprintf("another host (MAC %s) answers for %s on %s, which node %q announces: a duplicate address on the LAN, or a split brain", mac, addr, iface, s.opts.NodeName))
-	}
-}
-
-// writeState records the configuration outcome on ConfigurationState
-// "speaker-<node>".
-func (s *speaker) writeState(ctx context.Context, ps config.Problems) {
-	want := metallbv1beta1.ConfigurationResultValid
-	summary := ""
-	if len(ps) > 0 {
-		want, summary = metallbv1beta1.ConfigurationResultInvalid, ps.Error()
-	}
-	outcome := string(want) + "\n" + summary
-	if outcome == s.stateWritten {
-		return
-	}
-	name := "speaker-" + s.opts.NodeName
-	var cs metallbv1beta1.ConfigurationState
-	key := types.NamespacedName{Namespace: s.opts.Namespace, Name: name}
-	if err := s.reader.Get(ctx, key, &cs); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return
-		}
-		cs = metallbv1beta1.ConfigurationState{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.opts.Namespace,
-			Labels: map[string]string{"metallb.io/component-type": "speaker", "metallb.io/node-name": s.opts.NodeName}}}
-		if err := s.client.Create(ctx, &cs); err != nil {
-			return
-		}
-	}
-	if cs.Status.Result != want || cs.Status.ErrorSummary != summary {
-		cs.Status.Result, cs.Status.ErrorSummary = want, summary
-		if err := s.client.Status().Update(ctx, &cs); err != nil {
-			return
-		}
-	}
-	s.stateWritten = outcome
 }

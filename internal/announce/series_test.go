@@ -1,4 +1,4 @@
-package speaker
+package announce
 
 import (
 	"net/netip"
@@ -21,39 +21,40 @@ func TestAnnouncedSeries(t *testing.T) {
 		// series left, as "service protocol ip", sorted
 		series           []string
 		started, stopped []string
-		gone             []netip.Addr
 	}
 	tests := []struct {
 		name  string
 		steps []step
 	}{
 		{"start, repeat, stop", []step{
-			{protocolBGP, map[string][]netip.Addr{"a/x": {a1, a3}}, []string{"a/x bgp 192.0.2.1", "a/x bgp 2001:db8::1"}, []string{"a/x"}, nil, nil},
-			{protocolBGP, map[string][]netip.Addr{"a/x": {a1, a3}}, []string{"a/x bgp 192.0.2.1", "a/x bgp 2001:db8::1"}, nil, nil, nil},
-			{protocolBGP, nil, nil, nil, []string{"a/x"}, []netip.Addr{a1, a3}},
+			{"bgp", map[string][]netip.Addr{"a/x": {a1, a3}}, []string{"a/x bgp 192.0.2.1", "a/x bgp 2001:db8::1"}, []string{"a/x"}, nil},
+			{"bgp", map[string][]netip.Addr{"a/x": {a1, a3}}, []string{"a/x bgp 192.0.2.1", "a/x bgp 2001:db8::1"}, nil, nil},
+			{"bgp", nil, nil, nil, []string{"a/x"}},
 		}},
 		{"an address leaves a Service that stays", []step{
-			{protocolLayer2, map[string][]netip.Addr{"a/x": {a1, a2}}, []string{"a/x layer2 192.0.2.1", "a/x layer2 192.0.2.2"}, []string{"a/x"}, nil, nil},
-			{protocolLayer2, map[string][]netip.Addr{"a/x": {a2}}, []string{"a/x layer2 192.0.2.2"}, nil, nil, []netip.Addr{a1}},
+			{"layer2", map[string][]netip.Addr{"a/x": {a1, a2}}, []string{"a/x layer2 192.0.2.1", "a/x layer2 192.0.2.2"}, []string{"a/x"}, nil},
+			{"layer2", map[string][]netip.Addr{"a/x": {a2}}, []string{"a/x layer2 192.0.2.2"}, nil, nil},
 		}},
 		{"a shared address stays while one Service has it", []step{
-			{protocolLayer2, map[string][]netip.Addr{"a/x": {a1}, "a/y": {a1}}, []string{"a/x layer2 192.0.2.1", "a/y layer2 192.0.2.1"}, []string{"a/x", "a/y"}, nil, nil},
-			{protocolLayer2, map[string][]netip.Addr{"a/y": {a1}}, []string{"a/y layer2 192.0.2.1"}, nil, []string{"a/x"}, nil},
+			{"layer2", map[string][]netip.Addr{"a/x": {a1}, "a/y": {a1}}, []string{"a/x layer2 192.0.2.1", "a/y layer2 192.0.2.1"}, []string{"a/x", "a/y"}, nil},
+			{"layer2", map[string][]netip.Addr{"a/y": {a1}}, []string{"a/y layer2 192.0.2.1"}, nil, []string{"a/x"}},
 		}},
 		{"the protocols are independent", []step{
-			{protocolLayer2, map[string][]netip.Addr{"a/x": {a1}}, []string{"a/x layer2 192.0.2.1"}, []string{"a/x"}, nil, nil},
-			{protocolBGP, map[string][]netip.Addr{"a/x": {a1}}, []string{"a/x bgp 192.0.2.1", "a/x layer2 192.0.2.1"}, []string{"a/x"}, nil, nil},
-			{protocolLayer2, nil, []string{"a/x bgp 192.0.2.1"}, nil, []string{"a/x"}, []netip.Addr{a1}},
+			{"layer2", map[string][]netip.Addr{"a/x": {a1}}, []string{"a/x layer2 192.0.2.1"}, []string{"a/x"}, nil},
+			{"bgp", map[string][]netip.Addr{"a/x": {a1}}, []string{"a/x bgp 192.0.2.1", "a/x layer2 192.0.2.1"}, []string{"a/x"}, nil},
+			{"layer2", nil, []string{"a/x bgp 192.0.2.1"}, nil, []string{"a/x"}},
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			m := newMetrics(reg, "n1")
+			g := NewAnnouncedGauge()
+			reg.MustRegister(g)
+			series := newAnnouncedSeries(g, "n1")
 			for i, st := range tc.steps {
-				ch := m.announced.update(st.protocol, st.want)
-				if !slices.Equal(ch.Started, st.started) || !slices.Equal(ch.Stopped, st.stopped) || !slices.Equal(ch.Gone, st.gone) {
-					t.Errorf("step %d: started %v stopped %v gone %v; want %v %v %v", i, ch.Started, ch.Stopped, ch.Gone, st.started, st.stopped, st.gone)
+				ch := series.update(st.protocol, st.want)
+				if !slices.Equal(ch.Started, st.started) || !slices.Equal(ch.Stopped, st.stopped) {
+					t.Errorf("step %d: started %v stopped %v; want %v %v", i, ch.Started, ch.Stopped, st.started, st.stopped)
 				}
 				if got := announcedSeriesOf(t, reg); !slices.Equal(got, st.series) {
 					t.Errorf("step %d: series %q, want %q", i, got, st.series)

@@ -1,4 +1,4 @@
-package speaker
+package layer2
 
 import (
 	"context"

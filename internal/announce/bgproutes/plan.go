@@ -1,11 +1,13 @@
-package speaker
+package bgproutes
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/herald-lb/herald/internal/announce"
 	"github.com/herald-lb/herald/internal/config"
 )
 
@@ -20,8 +22,8 @@ type Route struct {
 	Services []string
 }
 
-// BGPPlan is this node's part in BGP: its sessions and what it advertises.
-type BGPPlan struct {
+// Routes is this node's part in BGP: its sessions and what it advertises.
+type Routes struct {
 	Peers  []*config.Peer
 	Routes []Route
 	// ServicePeers maps each advertised Service to the peers it is sent
@@ -29,17 +31,17 @@ type BGPPlan struct {
 	ServicePeers map[string][]string
 	// Announced maps each advertised Service to its addresses, for
 	// metallb_speaker_announced and the Events.
-	Announced map[string][]netip.Addr
+	Announced announce.Announced
 }
 
-// PlanBGP decides what node advertises. Unlike Layer 2 there is no
+// Plan decides what node advertises. Unlike Layer 2 there is no
 // election: every eligible node advertises, and the routers spread traffic
 // over them (ECMP). A node is eligible for a Service when a BGPAdvertisement
 // selects the Service's pool, the Service and the node; the node is not
 // NetworkUnavailable nor excluded from load balancers; and the Service has
 // a ready endpoint, on this very node for externalTrafficPolicy: Local.
-func PlanBGP(in Inputs, node string) BGPPlan {
-	plan := BGPPlan{ServicePeers: map[string][]string{}, Announced: map[string][]netip.Addr{}}
+func Plan(in announce.Inputs, node string) Routes {
+	plan := Routes{ServicePeers: map[string][]string{}, Announced: announce.Announced{}}
 	n, known := in.Nodes[node]
 	if in.Config == nil || !known {
 		return plan
@@ -52,7 +54,7 @@ func PlanBGP(in Inputs, node string) BGPPlan {
 	if len(plan.Peers) == 0 || n.NetworkUnavailable {
 		return plan
 	}
-	if _, excluded := n.Labels[LabelExcludeLB]; excluded {
+	if _, excluded := n.Labels[announce.LabelExcludeLB]; excluded {
 		return plan
 	}
 	routes := map[netip.Prefix]*Route{}
@@ -151,4 +153,9 @@ func uniqueCommunities(in []config.Community) []config.Community {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
+}
+
+func uniqueSorted(in []string) []string {
+	slices.Sort(in)
+	return slices.Compact(in)
 }

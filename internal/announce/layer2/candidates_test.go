@@ -1,4 +1,4 @@
-package speaker
+package layer2
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/herald-lb/herald/internal/announce"
 	"github.com/herald-lb/herald/internal/config"
 )
 
@@ -27,17 +28,17 @@ func TestPlan(t *testing.T) {
 	all := &config.L2Advertisement{Name: "all", Pools: []string{"p"}}
 	rackA := &config.L2Advertisement{Name: "rack-a", Pools: []string{"p"}, NodeSelectors: []labels.Selector{sel("rack=a")}}
 	onlyWeb := &config.L2Advertisement{Name: "web", Pools: []string{"p"}, ServiceSelectors: []labels.Selector{sel("app=web")}, Interfaces: []string{"eth1"}}
-	nodes := map[string]Node{
+	nodes := map[string]announce.Node{
 		"n1": {Name: "n1", Labels: map[string]string{"rack": "a"}},
 		"n2": {Name: "n2", Labels: map[string]string{"rack": "a"}},
 		"n3": {Name: "n3", Labels: map[string]string{"rack": "b"}},
-		"n4": {Name: "n4", Labels: map[string]string{"rack": "b", LabelExcludeLB: ""}},
+		"n4": {Name: "n4", Labels: map[string]string{"rack": "b", announce.LabelExcludeLB: ""}},
 		"n5": {Name: "n5", NetworkUnavailable: true},
 	}
 	live := map[string]bool{"n1": true, "n2": true, "n3": true, "n4": true, "n5": true}
 	eps := map[string]bool{"n1": true, "n2": true, "n3": true}
-	svc := func(key, ip string, mod ...func(*Service)) Service {
-		s := Service{Key: key, Addrs: []netip.Addr{netip.MustParseAddr(ip)}, Pool: "p", EndpointNodes: eps}
+	svc := func(key, ip string, mod ...func(*announce.Service)) announce.Service {
+		s := announce.Service{Key: key, Addrs: []netip.Addr{netip.MustParseAddr(ip)}, Pool: "p", EndpointNodes: eps}
 		for _, m := range mod {
 			m(&s)
 		}
@@ -45,41 +46,41 @@ func TestPlan(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		in   Inputs
+		in   announce.Inputs
 		// allowed owners for each service; "" means nobody
 		want   map[string][]string
 		ifaces map[string]string
 	}{
-		{"eligible excludes label, NetworkUnavailable, dead", Inputs{Config: cfg(all), Nodes: nodes,
+		{"eligible excludes label, NetworkUnavailable, dead", announce.Inputs{Config: cfg(all), Nodes: nodes,
 			Live:     map[string]bool{"n1": false, "n2": true, "n3": true, "n4": true, "n5": true},
-			Services: []Service{svc("a/x", "192.0.2.1")}}, map[string][]string{"a/x": {"n2", "n3"}}, nil},
-		{"node selector", Inputs{Config: cfg(rackA), Nodes: nodes, Live: live,
-			Services: []Service{svc("a/x", "192.0.2.1")}}, map[string][]string{"a/x": {"n1", "n2"}}, nil},
-		{"Local policy follows endpoints", Inputs{Config: cfg(all), Nodes: nodes, Live: live,
-			Services: []Service{svc("a/x", "192.0.2.1", func(s *Service) { s.Local = true; s.EndpointNodes = map[string]bool{"n3": true} })}},
+			Services: []announce.Service{svc("a/x", "192.0.2.1")}}, map[string][]string{"a/x": {"n2", "n3"}}, nil},
+		{"node selector", announce.Inputs{Config: cfg(rackA), Nodes: nodes, Live: live,
+			Services: []announce.Service{svc("a/x", "192.0.2.1")}}, map[string][]string{"a/x": {"n1", "n2"}}, nil},
+		{"Local policy follows endpoints", announce.Inputs{Config: cfg(all), Nodes: nodes, Live: live,
+			Services: []announce.Service{svc("a/x", "192.0.2.1", func(s *announce.Service) { s.Local = true; s.EndpointNodes = map[string]bool{"n3": true} })}},
 			map[string][]string{"a/x": {"n3"}}, nil},
-		{"no endpoints: nobody", Inputs{Config: cfg(all), Nodes: nodes, Live: live,
-			Services: []Service{svc("a/x", "192.0.2.1", func(s *Service) { s.EndpointNodes = nil })}},
+		{"no endpoints: nobody", announce.Inputs{Config: cfg(all), Nodes: nodes, Live: live,
+			Services: []announce.Service{svc("a/x", "192.0.2.1", func(s *announce.Service) { s.EndpointNodes = nil })}},
 			map[string][]string{"a/x": {""}}, nil},
-		{"no advertisement for the pool", Inputs{Config: cfg(all), Nodes: nodes, Live: live,
-			Services: []Service{svc("a/x", "192.0.2.1", func(s *Service) { s.Pool = "other" })}},
+		{"no advertisement for the pool", announce.Inputs{Config: cfg(all), Nodes: nodes, Live: live,
+			Services: []announce.Service{svc("a/x", "192.0.2.1", func(s *announce.Service) { s.Pool = "other" })}},
 			map[string][]string{"a/x": {""}}, nil},
-		{"service selector and interfaces", Inputs{Config: cfg(onlyWeb), Nodes: nodes, Live: live,
-			Services: []Service{svc("a/web", "192.0.2.1", func(s *Service) { s.Labels = map[string]string{"app": "web"} }), svc("a/db", "192.0.2.2")}},
+		{"service selector and interfaces", announce.Inputs{Config: cfg(onlyWeb), Nodes: nodes, Live: live,
+			Services: []announce.Service{svc("a/web", "192.0.2.1", func(s *announce.Service) { s.Labels = map[string]string{"app": "web"} }), svc("a/db", "192.0.2.2")}},
 			map[string][]string{"a/web": {"n1", "n2", "n3"}, "a/db": {""}}, map[string]string{"a/web": "eth1"}},
-		{"an advertisement without interfaces means all", Inputs{Config: cfg(onlyWeb, all), Nodes: nodes, Live: live,
-			Services: []Service{svc("a/web", "192.0.2.1", func(s *Service) { s.Labels = map[string]string{"app": "web"} })}},
+		{"an advertisement without interfaces means all", announce.Inputs{Config: cfg(onlyWeb, all), Nodes: nodes, Live: live,
+			Services: []announce.Service{svc("a/web", "192.0.2.1", func(s *announce.Service) { s.Labels = map[string]string{"app": "web"} })}},
 			map[string][]string{"a/web": {"n1", "n2", "n3"}}, map[string]string{"a/web": ""}},
-		{"shared address: one owner, within both Local sets", Inputs{Config: cfg(all), Nodes: nodes, Live: live,
-			Services: []Service{
-				svc("a/tcp", "192.0.2.9", func(s *Service) { s.Local = true; s.EndpointNodes = map[string]bool{"n1": true, "n2": true} }),
-				svc("a/udp", "192.0.2.9", func(s *Service) { s.Local = true; s.EndpointNodes = map[string]bool{"n2": true, "n3": true} }),
+		{"shared address: one owner, within both Local sets", announce.Inputs{Config: cfg(all), Nodes: nodes, Live: live,
+			Services: []announce.Service{
+				svc("a/tcp", "192.0.2.9", func(s *announce.Service) { s.Local = true; s.EndpointNodes = map[string]bool{"n1": true, "n2": true} }),
+				svc("a/udp", "192.0.2.9", func(s *announce.Service) { s.Local = true; s.EndpointNodes = map[string]bool{"n2": true, "n3": true} }),
 			}}, map[string][]string{"a/tcp": {"n2"}, "a/udp": {"n2"}}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := map[string]Announcement{}
-			for _, a := range Plan(tc.in) {
+			got := map[string]announce.Announcement{}
+			for _, a := range plan(tc.in) {
 				got[a.Service] = a
 			}
 			for key, allowed := range tc.want {
@@ -99,7 +100,7 @@ func TestPlan(t *testing.T) {
 				}
 			}
 			for key, want := range tc.ifaces {
-				if ifs := strings.Join(got[key].Interfaces, ","); ifs != want {
+				if ifs := strings.Join(interfacesOf(tc.in, got[key]), ","); ifs != want {
 					t.Errorf("%s: interfaces %q, want %q", key, ifs, want)
 				}
 			}
@@ -111,23 +112,23 @@ func TestPlan(t *testing.T) {
 // order its inputs come in.
 func TestPlanDeterministic(t *testing.T) {
 	cfg := &config.Config{L2Advertisements: []*config.L2Advertisement{{Name: "all", Pools: []string{"p"}}}}
-	nodes := map[string]Node{"n1": {Name: "n1"}, "n2": {Name: "n2"}, "n3": {Name: "n3"}}
+	nodes := map[string]announce.Node{"n1": {Name: "n1"}, "n2": {Name: "n2"}, "n3": {Name: "n3"}}
 	live := map[string]bool{"n1": true, "n2": true, "n3": true}
 	eps := map[string]bool{"n1": true, "n2": true, "n3": true}
-	var svcs []Service
+	var svcs []announce.Service
 	for i := 0; i < 50; i++ {
-		svcs = append(svcs, Service{Key: string(rune('a'+i%26)) + "/" + string(rune('a'+i/26)), Pool: "p", EndpointNodes: eps,
+		svcs = append(svcs, announce.Service{Key: string(rune('a'+i%26)) + "/" + string(rune('a'+i/26)), Pool: "p", EndpointNodes: eps,
 			Addrs: []netip.Addr{netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})}})
 	}
 	first := map[string]string{}
-	for _, a := range Plan(Inputs{Config: cfg, Nodes: nodes, Live: live, Services: svcs}) {
+	for _, a := range plan(announce.Inputs{Config: cfg, Nodes: nodes, Live: live, Services: svcs}) {
 		first[a.Service] = a.Owner
 	}
-	rev := make([]Service, len(svcs))
+	rev := make([]announce.Service, len(svcs))
 	for i := range svcs {
 		rev[len(svcs)-1-i] = svcs[i]
 	}
-	for _, a := range Plan(Inputs{Config: cfg, Nodes: nodes, Live: live, Services: rev}) {
+	for _, a := range plan(announce.Inputs{Config: cfg, Nodes: nodes, Live: live, Services: rev}) {
 		if first[a.Service] != a.Owner {
 			t.Errorf("%s: owner %s then %s", a.Service, first[a.Service], a.Owner)
 		}
@@ -148,11 +149,11 @@ func TestPlanPreferred(t *testing.T) {
 		}
 		return a
 	}
-	nodes := map[string]Node{
+	nodes := map[string]announce.Node{
 		"n1": {Name: "n1", Labels: map[string]string{"rack": "a", "disk": "ssd"}},
 		"n2": {Name: "n2", Labels: map[string]string{"rack": "a"}},
 		"n3": {Name: "n3", Labels: map[string]string{"rack": "b", "disk": "ssd"}},
-		"n4": {Name: "n4", Labels: map[string]string{"rack": "b", LabelExcludeLB: ""}},
+		"n4": {Name: "n4", Labels: map[string]string{"rack": "b", announce.LabelExcludeLB: ""}},
 	}
 	allLive := map[string]bool{"n1": true, "n2": true, "n3": true, "n4": true}
 	tests := []struct {
@@ -178,15 +179,15 @@ func TestPlanPreferred(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			eps := map[string]bool{"n1": true, "n2": true, "n3": true, "n4": true}
-			var svcs []Service
+			var svcs []announce.Service
 			// Enough addresses that the hash alone would elect each node
 			// for some of them.
 			for i := range 30 {
-				svcs = append(svcs, Service{Key: fmt.Sprintf("a/s%d", i), Pool: "p", EndpointNodes: eps,
+				svcs = append(svcs, announce.Service{Key: fmt.Sprintf("a/s%d", i), Pool: "p", EndpointNodes: eps,
 					Addrs: []netip.Addr{netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})}})
 			}
 			owners := map[string]int{}
-			for _, a := range Plan(Inputs{Config: &config.Config{L2Advertisements: tc.ads}, Nodes: nodes, Live: tc.live, Services: svcs}) {
+			for _, a := range plan(announce.Inputs{Config: &config.Config{L2Advertisements: tc.ads}, Nodes: nodes, Live: tc.live, Services: svcs}) {
 				owners[a.Owner]++
 			}
 			for o := range owners {
@@ -197,4 +198,18 @@ func TestPlanPreferred(t *testing.T) {
 			}
 		})
 	}
+}
+
+// plan is the Layer 2 election, as the loop runs it.
+func plan(in announce.Inputs) []announce.Announcement { return announce.Elect(in, Elector{}) }
+
+// interfacesOf are the interfaces a's advertisements name for its address.
+func interfacesOf(in announce.Inputs, a announce.Announcement) []string {
+	var group []announce.Service
+	for _, s := range in.Services {
+		if Elector.ElectionKey(Elector{}, s) == a.Key {
+			group = append(group, s)
+		}
+	}
+	return interfaces(in, group)
 }

@@ -1,0 +1,55 @@
+package announce
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/herald-lb/herald/internal/election"
+)
+
+// Elect decides, for every Service, which node announces it in a
+// single-owner mode. Every speaker computes the same result from the same
+// inputs. Services with one election key are decided together, among the
+// nodes eligible for all of them, so one address always has one owner
+// (MetalLB #558, #968).
+func Elect(in Inputs, e Elector) []Announcement {
+	groups := map[string][]Service{}
+	for _, s := range in.Services {
+		if len(s.Addrs) == 0 {
+			continue
+		}
+		k := e.ElectionKey(s)
+		groups[k] = append(groups[k], s)
+	}
+	keys := make([]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var out []Announcement
+	for _, k := range keys {
+		svcs := groups[k]
+		slices.SortFunc(svcs, func(a, b Service) int { return cmp.Compare(a.Key, b.Key) })
+		c := e.Candidates(in, svcs)
+		owner, ok := election.OwnerWeighted(k, c.Nodes, c.Weights)
+		reason := ""
+		if !ok {
+			reason = cmp.Or(c.Why, "no eligible node")
+		}
+		for _, s := range svcs {
+			out = append(out, Announcement{Service: s.Key, Addrs: s.Addrs, Key: k, Owner: owner, Reason: reason})
+		}
+	}
+	return out
+}
+
+// Owned keeps the announcements node owns.
+func Owned(all []Announcement, node string) []Announcement {
+	var out []Announcement
+	for _, a := range all {
+		if a.Owner == node {
+			out = append(out, a)
+		}
+	}
+	return out
+}
