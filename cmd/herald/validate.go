@@ -15,14 +15,15 @@ import (
 
 const validateUsage = `usage: herald validate [--namespace NS] FILE...
 
-Checks metallb.io manifests the way the controller and its webhook would,
+Checks metallb.io manifests (and Herald's own herald-lb.io kinds, such as
+CloudAdvertisement) the way the controller and its webhook would,
 without a cluster. All files are checked together as one configuration.
 FILE may be a directory (its *.yaml, *.yml and *.json files) or - for stdin.
 
 Objects without a namespace are taken to be in NS; objects in another
 namespace are refused. Namespace, Secret and Node objects in the files are
 used for namespaceSelectors, BGPPeer passwordSecrets and nodeSelectors;
-other kinds outside metallb.io are ignored.
+other kinds outside metallb.io and herald-lb.io are ignored.
 
 Exit status: 0 valid, 1 invalid, 2 usage error or unreadable file.
 
@@ -31,7 +32,7 @@ flags:
 
 func validateCommand() command {
 	return command{
-		summary: "check metallb.io manifests offline, as the controller would",
+		summary: "check metallb.io and herald-lb.io manifests offline, as the controller would",
 		run: func(_ context.Context, args []string, stdout, stderr io.Writer) error {
 			// main turns every error into exit status 1; validate needs 2 for
 			// usage errors, so it exits itself.

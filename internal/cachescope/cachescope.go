@@ -2,14 +2,25 @@
 // caches hold: Herald's configuration kinds from its own namespace only,
 // per-node status kinds from that node only, and no managedFields, which
 // are about half of a small object and never read.
+//
+// Herald's own kinds (herald-lb.io) are not in the scope by default: see
+// CloudServed.
 package cachescope
 
 import (
+	"fmt"
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	heraldv1alpha1 "github.com/herald-lb/herald/api/v1alpha1"
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
 	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
 )
@@ -40,4 +51,26 @@ func Options(namespace string, inNamespace map[client.Object]labels.Selector) ca
 // reads go to the API server, or through internal/secretwatch.
 func ClientOptions() client.Options {
 	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
+}
+
+// CloudServed reports whether the API server serves CloudAdvertisements
+// (herald-lb.io), that is whether their CRD is applied. A component adds
+// the kind to its cache (in Options' inNamespace) only when it is: a cache
+// asked to hold a kind the server does not know fails to start, and Helm
+// never creates a chart's new CRDs on upgrade, so after `helm upgrade`
+// Herald runs without this one until the operator applies charts/herald/crds.
+func CloudServed(cfg *rest.Config) (bool, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return false, fmt.Errorf("discovery: %w", err)
+	}
+	gv := heraldv1alpha1.GroupVersion.String()
+	list, err := dc.ServerResourcesForGroupVersion(gv)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("discover %s: %w", gv, err)
+	}
+	return slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == "cloudadvertisements" }), nil
 }

@@ -14,9 +14,9 @@ import (
 // back-and-forth, however long the partition lasts.
 //
 // The production Arbiter is a Kubernetes Lease per floating IP in Herald's
-// namespace, and comes with the speaker's cloud announcer: the API server
-// is what both sides of a partition that both reach the cloud API still
-// share. MemoryArbiter is the same rules in memory, for tests.
+// namespace (internal/cloudlease): the API server is what both sides of a
+// partition that both reach the cloud API still share. MemoryArbiter is the
+// same rules in memory, for tests.
 type Arbiter interface {
 	// Acquire takes or renews the lease on ip for node. It returns false,
 	// and no error, when another node holds it.

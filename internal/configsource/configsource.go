@@ -11,20 +11,47 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	heraldv1alpha1 "github.com/herald-lb/herald/api/v1alpha1"
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
 	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
 	"github.com/herald-lb/herald/internal/config"
 )
+
+// Option changes what Load reads.
+type Option func(*options)
+
+type options struct {
+	cloud client.Reader
+}
+
+// WithCloud makes Load read CloudAdvertisements (herald-lb.io) as well,
+// from r: a cache that holds the kind in Herald's namespace (see
+// cachescope.CloudServed), or an uncached reader. Without it they are left
+// out, because listing the kind through a cache that was not told about it
+// would start a cluster-wide informer that RBAC refuses.
+//
+// While the kind's CRD is not applied (Helm does not create a chart's new
+// CRDs on upgrade) there are none, and loading goes on without them.
+func WithCloud(r client.Reader) Option {
+	return func(o *options) { o.cloud = r }
+}
 
 // Load reads every configuration object in the namespace, and the
 // Namespaces and Secrets the configuration refers to, as one set. It also
 // returns the objects by "Kind/name", for Events about them.
 //
 // Secrets are read one by one, by the names the BGPPeers give, never
-// listed: Herald's ServiceAccounts may read only the Secrets they need.
-func Load(ctx context.Context, c client.Reader, namespace string) (config.Resources, map[string]client.Object, error) {
+// listed: Herald's ServiceAccounts may read only the Secrets they need. A
+// CloudAdvertisement's token Secret is not read at all: only the speakers
+// may, to call the cloud's API.
+func Load(ctx context.Context, c client.Reader, namespace string, opts ...Option) (config.Resources, map[string]client.Object, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	res := config.Resources{Namespace: namespace}
 	objs := map[string]client.Object{}
 	in := client.InNamespace(namespace)
@@ -70,6 +97,20 @@ func Load(ctx context.Context, c client.Reader, namespace string) (config.Resour
 	}
 	for i := range comms.Items {
 		objs["Community/"+comms.Items[i].Name] = &comms.Items[i]
+	}
+	if o.cloud != nil {
+		var cloud heraldv1alpha1.CloudAdvertisementList
+		err := o.cloud.List(ctx, &cloud, in)
+		switch {
+		case meta.IsNoMatchError(err) || apierrors.IsNotFound(err):
+			// The CRD is not applied yet: no CloudAdvertisements.
+		case err != nil:
+			return res, nil, fmt.Errorf("list %T: %w", &cloud, err)
+		}
+		res.CloudAdvertisements = cloud.Items
+		for i := range cloud.Items {
+			objs[config.KindCloudAdvertisement+"/"+cloud.Items[i].Name] = &cloud.Items[i]
+		}
 	}
 	return res, objs, nil
 }

@@ -28,6 +28,7 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	heraldv1alpha1 "github.com/herald-lb/herald/api/v1alpha1"
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
 	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
 	"github.com/herald-lb/herald/internal/cachescope"
@@ -63,6 +64,10 @@ type Options struct {
 	// process give each its own.
 	Registry prometheus.Registerer
 	Log      logr.Logger
+
+	// cloudCached is set by NewManager when the API server serves
+	// CloudAdvertisements, which the cache then holds and Setup watches.
+	cloudCached bool
 }
 
 // Scheme returns a scheme with the Kubernetes and metallb.io types.
@@ -92,12 +97,20 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	inNamespace := map[client.Object]labels.Selector{&metallbv1beta1.ConfigurationState{}: nil}
+	if opts.cloudCached, err = cachescope.CloudServed(cfg); err != nil {
+		return nil, err
+	}
+	if opts.cloudCached {
+		inNamespace[&heraldv1alpha1.CloudAdvertisement{}] = nil
+	} else {
+		opts.Log.Info("CloudAdvertisements are not served (their CRD is not applied): they are read from the API server " +
+			"when the configuration is loaded, and watched only after a restart; apply charts/herald/crds")
+	}
 	mopts := ctrl.Options{
-		Scheme: scheme,
-		Logger: opts.Log,
-		Cache: cachescope.Options(opts.Namespace, map[client.Object]labels.Selector{
-			&metallbv1beta1.ConfigurationState{}: nil,
-		}),
+		Scheme:                        scheme,
+		Logger:                        opts.Log,
+		Cache:                         cachescope.Options(opts.Namespace, inNamespace),
 		Client:                        cachescope.ClientOptions(),
 		Metrics:                       metricsauth.Options(opts.MetricsAddr, opts.MetricsSecure),
 		HealthProbeBindAddress:        opts.HealthAddr,
@@ -184,8 +197,13 @@ func Setup(mgr manager.Manager, opts Options) error {
 	if err := mgr.Add(secrets); err != nil {
 		return err
 	}
+	cloudReader := client.Reader(mgr.GetAPIReader())
+	if opts.cloudCached {
+		cloudReader = mgr.GetClient()
+	}
 	cfgR := &configReconciler{
 		client: secretwatch.Client{Client: mgr.GetClient(), Secrets: secrets}, reader: mgr.GetAPIReader(), namespace: opts.Namespace,
+		cloud: cloudReader,
 		state: state, metrics: m, recorder: recorder, log: log.WithName("config"), services: svcR,
 		configState: configstate.Controller(mgr.GetClient(), opts.Namespace),
 		enqueueAll: func(ctx context.Context) {
@@ -214,6 +232,9 @@ func Setup(mgr manager.Manager, opts Options) error {
 		&corev1.Namespace{},
 	} {
 		b = b.Watches(obj, one)
+	}
+	if opts.cloudCached {
+		b = b.Watches(&heraldv1alpha1.CloudAdvertisement{}, one)
 	}
 	b = b.WatchesRawSource(source.Channel(secretEvents, one))
 	// A tick source makes the first load happen even with no configuration

@@ -47,25 +47,31 @@ func (o *WebhookOptions) server() webhook.Server {
 
 // webhookKind is one validated kind and the path it is served on.
 type webhookKind struct {
-	kind, version, resource string
+	group, kind, version, resource string
 }
 
 var _ = admissionv1.SchemeGroupVersion // the admission API the handlers speak
 
+// webhookKinds are MetalLB's kinds, then Herald's own (herald-lb.io), last
+// so that the webhooks MetalLB's kinds had keep their places.
 func webhookKinds() []webhookKind {
+	const metallb, herald = "metallb.io", "herald-lb.io"
 	return []webhookKind{
-		{"IPAddressPool", "v1beta1", "ipaddresspools"},
-		{"L2Advertisement", "v1beta1", "l2advertisements"},
-		{"BGPAdvertisement", "v1beta1", "bgpadvertisements"},
-		{"BGPPeer", "v1beta1", "bgppeers"},
-		{"BGPPeer", "v1beta2", "bgppeers"},
-		{"BFDProfile", "v1beta1", "bfdprofiles"},
-		{"Community", "v1beta1", "communities"},
+		{metallb, "IPAddressPool", "v1beta1", "ipaddresspools"},
+		{metallb, "L2Advertisement", "v1beta1", "l2advertisements"},
+		{metallb, "BGPAdvertisement", "v1beta1", "bgpadvertisements"},
+		{metallb, "BGPPeer", "v1beta1", "bgppeers"},
+		{metallb, "BGPPeer", "v1beta2", "bgppeers"},
+		{metallb, "BFDProfile", "v1beta1", "bfdprofiles"},
+		{metallb, "Community", "v1beta1", "communities"},
+		{herald, "CloudAdvertisement", "v1alpha1", "cloudadvertisements"},
 	}
 }
 
+// path is /validate-<group with dashes>-<version>-<kind>, as MetalLB names
+// its own: /validate-metallb-io-v1beta1-ipaddresspool.
 func (k webhookKind) path() string {
-	return fmt.Sprintf("/validate-metallb-io-%s-%s", k.version, strings.ToLower(k.kind))
+	return fmt.Sprintf("/validate-%s-%s-%s", strings.ReplaceAll(k.group, ".", "-"), k.version, strings.ToLower(k.kind))
 }
 
 // WebhookConfiguration returns the ValidatingWebhookConfiguration that
@@ -89,7 +95,7 @@ func WebhookConfiguration(name, svcNamespace, svcName, url string, caBundle []by
 		}
 		fp := failurePolicy
 		cfg.Webhooks = append(cfg.Webhooks, admissionregistrationv1.ValidatingWebhook{
-			Name:                    fmt.Sprintf("%s-%s.metallb.io", k.version, strings.ToLower(k.kind)),
+			Name:                    fmt.Sprintf("%s-%s.%s", k.version, strings.ToLower(k.kind), k.group),
 			ClientConfig:            cc,
 			SideEffects:             &none,
 			AdmissionReviewVersions: []string{"v1"},
@@ -97,7 +103,7 @@ func WebhookConfiguration(name, svcNamespace, svcName, url string, caBundle []by
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: ops,
 				Rule: admissionregistrationv1.Rule{
-					APIGroups: []string{"metallb.io"}, APIVersions: []string{k.version}, Resources: []string{k.resource},
+					APIGroups: []string{k.group}, APIVersions: []string{k.version}, Resources: []string{k.resource},
 				},
 			}},
 		})
@@ -116,7 +122,7 @@ func setupWebhook(mgr manager.Manager, opts Options) error {
 	srv := opts.Webhook.server()
 	for _, k := range webhookKinds() {
 		srv.Register(k.path(), &webhook.Admission{Handler: &validator{
-			kind: k, reader: mgr.GetClient(), namespace: opts.Namespace,
+			kind: k, reader: mgr.GetClient(), cloudReader: mgr.GetAPIReader(), namespace: opts.Namespace,
 		}})
 	}
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
@@ -159,16 +165,20 @@ func setupWebhook(mgr manager.Manager, opts Options) error {
 // is already wrong (created while the webhook was down, say) does not block
 // every other change.
 type validator struct {
-	kind      webhookKind
-	reader    client.Reader
-	namespace string
+	kind   webhookKind
+	reader client.Reader
+	// cloudReader reads CloudAdvertisements, uncached: requests are few,
+	// and a CRD applied after the controller started (Helm does not create
+	// a chart's new CRDs on upgrade) is seen at once.
+	cloudReader client.Reader
+	namespace   string
 }
 
 func (v *validator) Handle(ctx context.Context, req admission.Request) admission.Response {
 	if req.Operation != admissionv1.Delete && req.Namespace != v.namespace {
 		return admission.Denied(fmt.Sprintf("%s %q: resource must be created in the %s namespace, where Herald reads its configuration", v.kind.kind, req.Name, v.namespace))
 	}
-	before, _, err := configsource.Load(ctx, v.reader, v.namespace)
+	before, _, err := configsource.Load(ctx, v.reader, v.namespace, configsource.WithCloud(v.cloudReader))
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
@@ -207,61 +217,60 @@ func (v *validator) Handle(ctx context.Context, req admission.Request) admission
 // overlay returns the resources with the request's object put in place of
 // (or beside) the stored one of the same name, or removed for a delete.
 func overlay(r config.Resources, k webhookKind, req admission.Request) (config.Resources, error) {
-	del := req.Operation == admissionv1.Delete
-	raw := req.Object.Raw
-	dec := func(into any) error {
-		if err := json.Unmarshal(raw, into); err != nil {
-			return fmt.Errorf("decode %s: %w", k.kind, err)
-		}
-		return nil
-	}
 	var err error
 	switch k.kind {
 	case "IPAddressPool":
-		var o metallbv1beta1.IPAddressPool
-		if !del {
-			err = dec(&o)
-		}
-		r.Pools = replace(r.Pools, req.Name, &o, del, func(x *metallbv1beta1.IPAddressPool) string { return x.Name })
+		r.Pools, err = overlayList(r.Pools, k, req)
 	case "L2Advertisement":
-		var o metallbv1beta1.L2Advertisement
-		if !del {
-			err = dec(&o)
-		}
-		r.L2Advertisements = replace(r.L2Advertisements, req.Name, &o, del, func(x *metallbv1beta1.L2Advertisement) string { return x.Name })
+		r.L2Advertisements, err = overlayList(r.L2Advertisements, k, req)
 	case "BGPAdvertisement":
-		var o metallbv1beta1.BGPAdvertisement
-		if !del {
-			err = dec(&o)
-		}
-		r.BGPAdvertisements = replace(r.BGPAdvertisements, req.Name, &o, del, func(x *metallbv1beta1.BGPAdvertisement) string { return x.Name })
+		r.BGPAdvertisements, err = overlayList(r.BGPAdvertisements, k, req)
 	case "BGPPeer":
-		var o metallbv1beta2.BGPPeer
-		if !del {
-			if k.version == "v1beta1" {
-				var old metallbv1beta1.BGPPeer
-				if err = dec(&old); err == nil {
-					err = old.ConvertTo(&o)
+		if k.version == "v1beta1" {
+			// Decoded as v1beta1, then converted to the hub the
+			// configuration reads.
+			var old metallbv1beta1.BGPPeer
+			var hub metallbv1beta2.BGPPeer
+			del := req.Operation == admissionv1.Delete
+			if !del {
+				if err = decodeObject(k, req, &old); err == nil {
+					err = old.ConvertTo(&hub)
 				}
-			} else {
-				err = dec(&o)
 			}
+			r.BGPPeers = replace(r.BGPPeers, req.Name, &hub, del, func(x *metallbv1beta2.BGPPeer) string { return x.Name })
+			break
 		}
-		r.BGPPeers = replace(r.BGPPeers, req.Name, &o, del, func(x *metallbv1beta2.BGPPeer) string { return x.Name })
+		r.BGPPeers, err = overlayList(r.BGPPeers, k, req)
 	case "BFDProfile":
-		var o metallbv1beta1.BFDProfile
-		if !del {
-			err = dec(&o)
-		}
-		r.BFDProfiles = replace(r.BFDProfiles, req.Name, &o, del, func(x *metallbv1beta1.BFDProfile) string { return x.Name })
+		r.BFDProfiles, err = overlayList(r.BFDProfiles, k, req)
 	case "Community":
-		var o metallbv1beta1.Community
-		if !del {
-			err = dec(&o)
-		}
-		r.Communities = replace(r.Communities, req.Name, &o, del, func(x *metallbv1beta1.Community) string { return x.Name })
+		r.Communities, err = overlayList(r.Communities, k, req)
+	case "CloudAdvertisement":
+		r.CloudAdvertisements, err = overlayList(r.CloudAdvertisements, k, req)
 	}
 	return r, err
+}
+
+// overlayList puts the request's object, decoded as a T, into list in
+// place of the one of the same name, or removes that one for a delete.
+func overlayList[T any, P interface {
+	*T
+	GetName() string
+}](list []T, k webhookKind, req admission.Request) ([]T, error) {
+	var o T
+	del := req.Operation == admissionv1.Delete
+	var err error
+	if !del {
+		err = decodeObject(k, req, &o)
+	}
+	return replace(list, req.Name, &o, del, func(x *T) string { return P(x).GetName() }), err
+}
+
+func decodeObject(k webhookKind, req admission.Request, into any) error {
+	if err := json.Unmarshal(req.Object.Raw, into); err != nil {
+		return fmt.Errorf("decode %s: %w", k.kind, err)
+	}
+	return nil
 }
 
 func replace[T any](list []T, name string, obj *T, del bool, nameOf func(*T) string) []T {

@@ -48,6 +48,27 @@ spec:
   - 192.0.2.0/24
 `
 
+// cloudYAML is seed 000's floating IP as a pool, announced through Hetzner
+// Cloud's API (the address moved into a documentation range).
+const cloudYAML = `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata:
+  name: fip
+spec:
+  addresses:
+  - 198.51.100.24/32
+---
+apiVersion: herald-lb.io/v1alpha1
+kind: CloudAdvertisement
+metadata:
+  name: hetzner
+spec:
+  ipAddressPools: [fip]
+  provider: hetzner
+  tokenSecretRef:
+    name: hcloud
+`
+
 func validate(t *testing.T, ns string, files ...string) Report {
 	t.Helper()
 	var srcs []Source
@@ -118,6 +139,15 @@ func TestValidate(t *testing.T) {
 			valid: true, objects: 1, fragments: []string{"BGPPeer/q", "deprecated"}},
 		{name: "password Secret read from the files", files: []string{"a.yaml", "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata:\n  name: q\nspec:\n  myASN: 64500\n  peerASN: 64501\n  peerAddress: 192.0.2.1\n  passwordSecret:\n    name: pw\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: pw\ntype: kubernetes.io/basic-auth\nstringData:\n  password: x\n"},
 			valid: true, objects: 1},
+		{name: "CloudAdvertisement", files: []string{"a.yaml", cloudYAML}, valid: true, objects: 2},
+		{name: "CloudAdvertisement with an unknown provider", files: []string{"a.yaml", strings.Replace(cloudYAML, "provider: hetzner", "provider: vultr", 1)},
+			objects: 2, fragments: []string{"a.yaml:9: CloudAdvertisement/hetzner: spec.provider: ", `unknown provider "vultr"`}},
+		{name: "pool announced by Layer 2 and the cloud", files: []string{"a.yaml", cloudYAML, "b.yaml", "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata:\n  name: lan\n"},
+			objects: 3, fragments: []string{"b.yaml:1: L2Advertisement/lan: spec.ipAddressPools: ", `pool "fip" is announced by L2Advertisement "lan" and CloudAdvertisement "hetzner"`, "ARP/NDP answers for it are never seen"}},
+		{name: "unknown herald-lb.io kind", files: []string{"a.yaml", "apiVersion: herald-lb.io/v1alpha1\nkind: FloatingIP\nmetadata:\n  name: f\n"},
+			objects: 1, fragments: []string{"FloatingIP/f", "unknown herald-lb.io kind or version", "CloudAdvertisement in herald-lb.io/v1alpha1"}},
+		{name: "CloudAdvertisement field unknown", files: []string{"a.yaml", cloudYAML + "  interfaces: [eth0]\n"},
+			objects: 2, fragments: []string{"CloudAdvertisement/hetzner", `unknown field "interfaces"`}},
 		{name: "password Secret missing", files: []string{"a.yaml", "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata:\n  name: q\nspec:\n  myASN: 64500\n  peerASN: 64501\n  peerAddress: 192.0.2.1\n  passwordSecret:\n    name: pw\n"},
 			objects: 1, fragments: []string{"BGPPeer/q: spec.passwordSecret.name: ", "does not exist"}},
 	}

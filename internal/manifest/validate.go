@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/herald-lb/herald/api/v1alpha1"
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/api/v1beta2"
 	"github.com/herald-lb/herald/internal/config"
@@ -63,7 +64,8 @@ func (f Finding) String() string {
 
 // Report is the outcome of Validate.
 type Report struct {
-	// Objects counts the metallb.io configuration objects read.
+	// Objects counts the configuration objects read: metallb.io's, and
+	// Herald's own herald-lb.io's.
 	Objects int
 	// Ignored counts the objects of other kinds that were skipped.
 	Ignored int
@@ -117,12 +119,12 @@ type set struct {
 	report    Report
 }
 
-// Validate decodes every source and checks the metallb.io objects among
-// them as one configuration, as the controller would see them in
+// Validate decodes every source and checks the metallb.io and herald-lb.io
+// objects among them as one configuration, as the controller would see them in
 // namespace. Objects without a namespace are put in it; objects in another
 // namespace are refused. Namespaces are used to resolve namespaceSelectors,
 // Secrets to check BGPPeer passwordSecrets, Nodes to check overlapping
-// nodeSelectors; everything else outside metallb.io is ignored.
+// nodeSelectors; everything else outside those groups is ignored.
 func Validate(sources []Source, namespace string) Report {
 	s := decode(sources, namespace)
 	res := config.Validate(s.res)
@@ -232,7 +234,7 @@ func (s *set) object(d document, data []byte, tm typeMeta) {
 		return true
 	}
 
-	if group != v1beta1.GroupVersion.Group {
+	if group != v1beta1.GroupVersion.Group && group != v1alpha1.GroupVersion.Group {
 		if group == "" && version == "v1" {
 			s.core(d, tm, strict)
 			return
@@ -270,6 +272,8 @@ func (s *set) object(d document, data []byte, tm typeMeta) {
 		ok = decodeInto(strict, ns, &s.res.Communities)
 	case "metallb.io/v1beta2 BGPPeer":
 		ok = decodeInto(strict, ns, &s.res.BGPPeers)
+	case "herald-lb.io/v1alpha1 CloudAdvertisement":
+		ok = decodeInto(strict, ns, &s.res.CloudAdvertisements)
 	case "metallb.io/v1beta1 BGPPeer":
 		var o v1beta1.BGPPeer
 		if ok = strict(&o); ok {
@@ -285,8 +289,9 @@ func (s *set) object(d document, data []byte, tm typeMeta) {
 		}
 	default:
 		s.fail(d, tm.Kind, name, fmt.Sprintf(
-			"unknown metallb.io kind or version %q; Herald reads IPAddressPool, L2Advertisement, BGPAdvertisement, BFDProfile "+
-				"and Community in metallb.io/v1beta1, and BGPPeer in metallb.io/v1beta2 (or the deprecated v1beta1)", tm.APIVersion+" "+tm.Kind))
+			"unknown %s kind or version %q; Herald reads IPAddressPool, L2Advertisement, BGPAdvertisement, BFDProfile "+
+				"and Community in metallb.io/v1beta1, BGPPeer in metallb.io/v1beta2 (or the deprecated v1beta1), "+
+				"and CloudAdvertisement in herald-lb.io/v1alpha1", group, tm.APIVersion+" "+tm.Kind))
 	}
 	if ok {
 		s.where[key] = location{file: d.file, line: d.line, doc: d.index, src: d.file}

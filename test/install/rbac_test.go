@@ -98,14 +98,16 @@ func fakeNode(t *testing.T, c *testcluster.Cluster, name string) {
 // TestRBACIsEnough runs the real controller and speaker as the chart's
 // ServiceAccounts (impersonated) with only the chart's RBAC, with
 // everything on that touches a Secret: the webhook and its certificate
-// rotation, the memberlist key and a BGP password. They must do their work
-// without a single "forbidden", and read no Secret beyond those.
+// rotation, the memberlist key, a BGP password and a cloud API token (with
+// a CloudAdvertisement naming it). They must do their work without a single
+// "forbidden", and read no Secret beyond those; the cloud token is the
+// speakers' alone.
 func TestRBACIsEnough(t *testing.T) {
 	c := testcluster.Start(t)
 	ctx := context.Background()
 	createNamespace(t, c)
-	const password = "rbac-bgp-password"
-	all := applyChartRBAC(t, c, "rbac:\n  bgpPasswordSecrets: ["+password+"]\n")
+	const password, cloudToken = "rbac-bgp-password", "rbac-cloud-token"
+	all := applyChartRBAC(t, c, "rbac:\n  bgpPasswordSecrets: ["+password+"]\ncloud:\n  tokenSecretName: "+cloudToken+"\n")
 	ctrlKC := kubeconfigAs(t, c, namespace, "controller")
 	spkKC := kubeconfigAs(t, c, namespace, "speaker")
 
@@ -145,6 +147,35 @@ metadata:
 type: kubernetes.io/basic-auth
 stringData:
   password: rbac-test
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: ` + cloudToken + `
+  namespace: ` + namespace + `
+stringData:
+  token: not-a-real-token
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata:
+  name: rbac-fip
+  namespace: ` + namespace + `
+spec:
+  addresses:
+  - 198.51.100.24/32
+  autoAssign: false
+---
+apiVersion: herald-lb.io/v1alpha1
+kind: CloudAdvertisement
+metadata:
+  name: rbac-cloud
+  namespace: ` + namespace + `
+spec:
+  ipAddressPools: [rbac-fip]
+  provider: hetzner
+  tokenSecretRef:
+    name: ` + cloudToken + `
 ---
 apiVersion: v1
 kind: Secret
@@ -280,6 +311,14 @@ endpoints:
 		{"speaker", "get", "secret/" + password, true},
 		{"speaker", "get", "secret/herald-webhook-server-cert", false},
 		{"speaker", "get", "secret/unrelated", false},
+		{"speaker", "get", "secret/" + cloudToken, true},
+		{"speaker", "watch", "secret/" + cloudToken, true},
+		{"speaker", "list", "cloudadvertisements.herald-lb.io", true},
+		{"speaker", "create", "leases.coordination.k8s.io", true},
+		{"speaker", "update", "leases.coordination.k8s.io/herald-fip-198.51.100.24", true},
+		{"speaker", "delete", "leases.coordination.k8s.io/herald-fip-198.51.100.24", false},
+		{"controller", "get", "secret/" + cloudToken, false},
+		{"controller", "list", "cloudadvertisements.herald-lb.io", true},
 		{"speaker", "list", "secrets", false},
 		{"controller", "get", "secret/herald-webhook-server-cert", true},
 		{"controller", "get", "secret/memberlist", true},

@@ -32,6 +32,47 @@ func webhookEnv(t *testing.T) *env {
 	return e
 }
 
+// verdict checks kubectl's error text msg: "" (accepted) when reject is
+// empty, else a refusal mentioning every fragment of reject.
+func verdict(t *testing.T, msg string, reject []string) {
+	t.Helper()
+	if len(reject) == 0 {
+		if msg != "" {
+			t.Fatalf("refused: %s", msg)
+		}
+		return
+	}
+	if msg == "" {
+		t.Fatal("accepted")
+	}
+	for _, frag := range reject {
+		if !strings.Contains(msg, frag) {
+			t.Errorf("refusal %q does not mention %q", msg, frag)
+		}
+	}
+}
+
+// cloudAdvertisement announces a pool as Hetzner floating IPs.
+func cloudAdvertisement(name, pool string) string {
+	return `apiVersion: herald-lb.io/v1alpha1
+kind: CloudAdvertisement
+metadata: {name: ` + name + `, namespace: ` + ns + `}
+spec:
+  ipAddressPools: [` + pool + `]
+  provider: hetzner
+  tokenSecretRef: {name: hcloud}
+`
+}
+
+// l2Advertisement announces a pool in Layer 2.
+func l2Advertisement(name, pool string) string {
+	return `apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: ` + name + `, namespace: ` + ns + `}
+spec: {ipAddressPools: [` + pool + `]}
+`
+}
+
 // applyErr applies YAML and returns kubectl's error text ("" when accepted).
 // The webhook may take a moment to come up: until it answers, every
 // request fails with a connection error, which is retried.
@@ -99,24 +140,38 @@ spec: {myASN: 0, peerASN: 64501, peerAddress: 192.0.2.1}
 `, []string{"myASN"}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			msg := e.applyErr(tc.yaml)
-			if tc.reject == nil {
-				if msg != "" {
-					t.Fatalf("refused: %s", msg)
-				}
-				return
-			}
-			if msg == "" {
-				t.Fatal("accepted")
-			}
-			for _, frag := range tc.reject {
-				if !strings.Contains(msg, frag) {
-					t.Errorf("refusal %q does not mention %q", msg, frag)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { verdict(t, e.applyErr(tc.yaml), tc.reject) })
 	}
+
+	// Before seed 001, whose L2Advertisement of every pool would take the
+	// floating IPs' pool too; what this creates is deleted at the end.
+	t.Run("CloudAdvertisement", func(t *testing.T) {
+		if msg := e.applyErr(pool("fip", "203.0.113.24/32") + "---\n" + cloudAdvertisement("hetzner", "fip")); msg != "" {
+			t.Fatalf("a valid CloudAdvertisement was refused: %s", msg)
+		}
+		defer func() {
+			if out, err := e.c.Kubectl(context.Background(), "", "-n", ns, "delete", "cloudadvertisement", "hetzner"); err != nil {
+				t.Errorf("delete: %v %s", err, out)
+			}
+		}()
+		for _, tc := range []struct {
+			name, yaml string
+			reject     []string // none: accepted
+		}{
+			{"an L2Advertisement of its pool", l2Advertisement("lan", "fip"),
+				[]string{`pool "fip" is announced by L2Advertisement "lan" and CloudAdvertisement "hetzner"`, "ARP/NDP answers for it are never seen"}},
+			{"an L2Advertisement of another pool", l2Advertisement("lan-existing", "existing"), nil},
+			{"a CloudAdvertisement of that pool", cloudAdvertisement("existing-fip", "existing"),
+				[]string{`pool "existing" is announced by L2Advertisement "lan-existing" and CloudAdvertisement "existing-fip"`}},
+			{"an unknown provider", strings.Replace(cloudAdvertisement("other", "fip"), "provider: hetzner", "provider: vultr", 1),
+				// The schema's enum refuses it before the webhook sees it.
+				[]string{"vultr"}},
+			{"an IPv6 range across two /64s", pool("fip6", "2001:db8:0:1::ff00-2001:db8:0:2::ff") + "---\n" + cloudAdvertisement("v6", "fip6"),
+				[]string{"CloudAdvertisement/v6", "spans more than one /64"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) { verdict(t, e.applyErr(tc.yaml), tc.reject) })
+		}
+	})
 
 	t.Run("seed 001", func(t *testing.T) {
 		f := seedFile(t, "001-goldentooth-l2-migration.yaml")
