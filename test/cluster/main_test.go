@@ -157,8 +157,9 @@ func outputEnv(dir string, env []string, argv ...string) (string, error) {
 	return stdout.String(), nil
 }
 
-// startCluster starts a lab of real nodes and removes it when the test ends.
-func startCluster(t *testing.T, nodes int, mod ...func(*lab.Options)) *lab.Lab {
+// needCluster skips the test when this machine cannot run the cluster lab,
+// and fails it when `make test` requires the lab.
+func needCluster(t *testing.T) {
 	t.Helper()
 	if why := missing(testEnv); why != "" {
 		msg := "the cluster lab needs " + why + " (run `make test` as root)"
@@ -167,6 +168,12 @@ func startCluster(t *testing.T, nodes int, mod ...func(*lab.Options)) *lab.Lab {
 		}
 		t.Skip(msg)
 	}
+}
+
+// startCluster starts a lab of real nodes and removes it when the test ends.
+func startCluster(t *testing.T, nodes int, mod ...func(*lab.Options)) *lab.Lab {
+	t.Helper()
+	needCluster(t)
 	opts := lab.Options{
 		Assets: testEnv.assets,
 		CRDs:   filepath.Join(testcluster.RepoRoot(), "config", "crd", "bases"),
