@@ -112,6 +112,11 @@ metadata: {name: bgp-status, namespace: metallb-system}
 apiVersion: metallb.io/v1beta1
 kind: ConfigurationState
 metadata: {name: controller, namespace: metallb-system}
+---
+apiVersion: herald-lb.io/v1alpha1
+kind: CloudAdvertisement
+metadata: {name: cloud, namespace: metallb-system}
+spec: {provider: hetzner, tokenSecretRef: {name: hcloud}}
 `
 	if _, err := c.Kubectl(ctx, objects, "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
@@ -134,6 +139,8 @@ metadata: {name: controller, namespace: metallb-system}
 		{"servicel2statuses", false, []string{"NAME", "ALLOCATED NODE", "SERVICE NAME", "SERVICE NAMESPACE"}, false},
 		{"servicebgpstatuses", false, []string{"NAME", "NODE", "SERVICE NAME", "SERVICE NAMESPACE"}, false},
 		{"configurationstates", false, []string{"NAME", "RESULT", "ERRORSUMMARY", "AGE"}, false},
+		{"cloudadvertisements", false, []string{"NAME", "PROVIDER", "IPADDRESSPOOLS", "IPADDRESSPOOL SELECTORS", "TOKEN SECRET"}, false},
+		{"cloudadvertisements", true, []string{"NAME", "PROVIDER", "IPADDRESSPOOLS", "IPADDRESSPOOL SELECTORS", "TOKEN SECRET", "NODE SELECTORS"}, false},
 	}
 	for _, tc := range tests {
 		name := tc.resource
