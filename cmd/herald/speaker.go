@@ -36,6 +36,9 @@ func runSpeaker(ctx context.Context, args []string, _, stderr io.Writer) error {
 		mlOff       = fs.Bool("ml-disabled", false, "no memberlist: nodes are alive while their Node is Ready (much slower failover)")
 		mlClear     = fs.Bool("ml-unencrypted", false, "gossip without encryption, not reading the memberlist Secret; every speaker must agree. Otherwise a speaker that cannot read the key joins no one and announces nothing over Layer 2 until it can")
 		handover    = fs.Duration("handover-delay", time.Second, "on SIGTERM, keep answering this long after leaving, while the next owners take over")
+		cloudAPI    = fs.String("cloud-endpoint", "", "the cloud API's base URL for CloudAdvertisements (empty: the provider's own, https://api.hetzner.cloud/v1)")
+		cloudLease  = fs.Duration("cloud-lease", 15*time.Second, "floating IPs: the Lease per IP; a dead owner's IPs move once it expires")
+		cloudHold   = fs.Duration("cloud-hold-down", 30*time.Second, "floating IPs: how long an IP stays with a node that took it, whatever the others believe")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -55,6 +58,6 @@ func runSpeaker(ctx context.Context, args []string, _, stderr io.Writer) error {
 	return speaker.Run(ctx, cfg, speaker.Options{
 		NodeName: *nodeName, Namespace: *namespace, LBClass: *lbClass, MetricsAddr: *metricsAddr, MetricsSecure: *metricsTLS, HealthAddr: *healthAddr,
 		MLBindAddr: *mlBind, MLBindPort: *mlPort, MLProfile: *mlProfile, MLDisabled: *mlOff, MLUnencrypted: *mlClear,
-		HandoverDelay: *handover, Log: log,
+		HandoverDelay: *handover, CloudEndpoint: *cloudAPI, CloudLease: *cloudLease, CloudHoldDown: *cloudHold, Log: log,
 	})
 }

@@ -53,3 +53,34 @@ func Owned(all []Announcement, node string) []Announcement {
 	}
 	return out
 }
+
+// EligibleForAll is the nodes eligible for every Service of group, sorted,
+// and the first reason a Service gave for having none: Services that share
+// an owner are announced from where all of them may be.
+func EligibleForAll(group []Service, eligible func(Service) (map[string]bool, string)) ([]string, string) {
+	var (
+		cands map[string]bool
+		why   string
+	)
+	for _, s := range group {
+		c, w := eligible(s)
+		if cands == nil {
+			cands = c
+		} else {
+			for n := range cands {
+				if !c[n] {
+					delete(cands, n)
+				}
+			}
+		}
+		if why == "" {
+			why = w
+		}
+	}
+	nodes := make([]string, 0, len(cands))
+	for n := range cands {
+		nodes = append(nodes, n)
+	}
+	slices.Sort(nodes)
+	return nodes, why
+}

@@ -29,6 +29,9 @@ type Provider interface {
 	// FloatingIP reads the floating IP id: its address and the server it is
 	// assigned to.
 	FloatingIP(ctx context.Context, id string) (FloatingIP, error)
+	// FloatingIPs lists the project's floating IPs, to find which one holds
+	// a Service's address.
+	FloatingIPs(ctx context.Context) ([]FloatingIP, error)
 	// Assign assigns the floating IP id to server and returns once the
 	// cloud reports the assignment done, or ctx ends.
 	Assign(ctx context.Context, id, server string) error

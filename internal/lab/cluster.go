@@ -97,32 +97,39 @@ func (l *Lab) startControlPlane() error {
 
 // startForwarders opens, in every node namespace, a listener at the API
 // server's own address that relays to the real one in the root namespace.
-// The API server's certificate is for that address, so TLS just works.
+// The API server's certificate is for that address, so TLS just works. The
+// same goes for Options.Forward's addresses (a cloud API's stand-in).
 func (l *Lab) startForwarders() error {
 	for _, n := range l.nodes {
-		if err := l.listenForward(n, l.apiAddr); err != nil {
-			return err
+		for _, addr := range append([]string{l.apiAddr}, l.opts.Forward...) {
+			if err := l.listenForward(n, addr); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// listenForward relays connections to addr inside node n to the API server.
+// listenForward relays connections to addr inside node n to addr in the
+// root namespace.
 func (l *Lab) listenForward(n *member, addr string) error {
+	if ap, err := netip.ParseAddrPort(addr); err != nil || !ap.Addr().IsLoopback() {
+		return fmt.Errorf("forward %s: want a loopback IP address and port", addr)
+	}
 	var ln net.Listener
 	err := inNetns(n.ns, func() (err error) {
 		ln, err = net.Listen("tcp", addr)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("%s: API forwarder on %s: %w", n.Namespace, addr, err)
+		return fmt.Errorf("%s: forwarder on %s: %w", n.Namespace, addr, err)
 	}
 	l.onClose(func() error { ln.Close(); return nil })
-	go l.forward(ln)
+	go l.forward(ln, addr)
 	return nil
 }
 
-func (l *Lab) forward(ln net.Listener) {
+func (l *Lab) forward(ln net.Listener, addr string) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -131,7 +138,7 @@ func (l *Lab) forward(ln net.Listener) {
 		go func() {
 			defer c.Close()
 			var d net.Dialer
-			up, err := d.DialContext(l.ctx, "tcp", l.apiAddr) // from the root namespace
+			up, err := d.DialContext(l.ctx, "tcp", addr) // from the root namespace
 			if err != nil {
 				return
 			}

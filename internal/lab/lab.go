@@ -110,6 +110,11 @@ type Options struct {
 	// Cluster, if set, makes the nodes real Kubernetes nodes (see
 	// nodes.go) and starts no herald process: Herald is installed as Pods.
 	Cluster *ClusterOptions
+
+	// Forward are loopback addresses (IP:port) of the root namespace that
+	// every node namespace reaches at the same address, as it reaches the
+	// API server: a cloud API's stand-in on 127.0.0.1.
+	Forward []string
 }
 
 // DefaultSpeakerArgs runs `herald speaker` as node n. Its /metrics are

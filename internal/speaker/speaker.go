@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	heraldv1alpha1 "github.com/herald-lb/herald/api/v1alpha1"
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
 	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
 	"github.com/herald-lb/herald/internal/announce"
@@ -66,6 +67,13 @@ type Options struct {
 	// HandoverDelay is how long a stopping speaker keeps answering after it
 	// has left the membership, while the next owners take over.
 	HandoverDelay time.Duration
+	// CloudEndpoint is the cloud API's base URL; empty means the
+	// provider's own (a lab points it at its stand-in).
+	CloudEndpoint string
+	// CloudLease is the Lease per floating IP (cloudlease's 15 s when 0):
+	// a dead owner's IP moves once it expires. CloudHoldDown is how long
+	// an IP stays with a new holder (30 s when 0).
+	CloudLease, CloudHoldDown time.Duration
 	// Resync re-checks everything at this interval, on top of events.
 	Resync   time.Duration
 	Registry prometheus.Registerer
@@ -91,16 +99,24 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	thisNode := labels.SelectorFromSet(labels.Set{metallbv1beta1.LabelStatusNode: opts.NodeName})
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: sch,
-		Logger: opts.Log,
+	inNamespace := map[client.Object]labels.Selector{
 		// Status objects: this node's only; the speaker never reads others'.
-		Cache: cachescope.Options(opts.Namespace, map[client.Object]labels.Selector{
-			&metallbv1beta1.ServiceL2Status{}:  thisNode,
-			&metallbv1beta1.ServiceBGPStatus{}: thisNode,
-			// Its own ConfigurationState, read on every sync at no cost.
-			&metallbv1beta1.ConfigurationState{}: labels.SelectorFromSet(labels.Set{configstate.LabelNodeName: opts.NodeName}),
-		}),
+		&metallbv1beta1.ServiceL2Status{}:  thisNode,
+		&metallbv1beta1.ServiceBGPStatus{}: thisNode,
+		// Its own ConfigurationState, read on every sync at no cost.
+		&metallbv1beta1.ConfigurationState{}: labels.SelectorFromSet(labels.Set{configstate.LabelNodeName: opts.NodeName}),
+	}
+	cloudCached, err := cachescope.CloudServed(cfg)
+	if err != nil {
+		return err
+	}
+	if cloudCached {
+		inNamespace[&heraldv1alpha1.CloudAdvertisement{}] = nil
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 sch,
+		Logger:                 opts.Log,
+		Cache:                  cachescope.Options(opts.Namespace, inNamespace),
 		Client:                 cachescope.ClientOptions(),
 		Metrics:                metricsauth.Options(opts.MetricsAddr, opts.MetricsSecure),
 		HealthProbeBindAddress: cmp.Or(opts.HealthAddr, "0"),
@@ -151,6 +167,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	} {
 		b = b.Watches(obj, kick)
 	}
+	s.cloudReader = mgr.GetAPIReader()
+	if cloudCached {
+		b = b.Watches(&heraldv1alpha1.CloudAdvertisement{}, kick)
+		s.cloudReader = mgr.GetClient()
+	}
 	if err := b.Complete(reconcileNothing{}); err != nil {
 		return err
 	}
@@ -169,6 +190,12 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	s.state = configstate.Speaker(s.client, opts.Namespace, opts.NodeName)
+	cloudAnnouncer, err := cloudMode(runCtx, cs, secrets, opts, s.trigger, s.event, reg)
+	if err != nil {
+		stopMgr()
+		<-mgrDone
+		return err
+	}
 	// The modes, in the order they sync. A new mode is one more line.
 	s.loop = announce.NewLoop(opts.NodeName, []announce.Announcer{
 		layer2.New(runCtx, layer2.Options{
@@ -179,6 +206,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			Node: opts.NodeName, Namespace: opts.Namespace, Client: s.client, Recorder: s.recorder,
 			Log: opts.Log.WithName("bgp"), Registry: reg,
 		}),
+		cloudAnnouncer,
 	}, announcedGauge(reg), s.event)
 
 	if !opts.MLDisabled {
@@ -224,8 +252,11 @@ type speaker struct {
 	keyGauge prometheus.Gauge
 	loop     *announce.Loop
 	state    *configstate.Writer
-	gossip   *gossip                // nil with memberlist disabled
-	ml       *membership.Membership // nil until joined
+	// cloudReader reads CloudAdvertisements: the cache when their CRD is
+	// served at start, else the API server.
+	cloudReader client.Reader
+	gossip      *gossip                // nil with memberlist disabled
+	ml          *membership.Membership // nil until joined
 
 	kick chan struct{}
 
@@ -275,7 +306,7 @@ func (s *speaker) run(ctx context.Context) {
 
 // sync reads the inputs once and hands every mode its desired state.
 func (s *speaker) sync(ctx context.Context) error {
-	res, _, err := configsource.Load(ctx, s.client, s.opts.Namespace)
+	res, _, err := configsource.Load(ctx, s.client, s.opts.Namespace, configsource.WithCloud(s.cloudReader))
 	if err != nil {
 		return err
 	}

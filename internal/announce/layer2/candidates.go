@@ -20,37 +20,17 @@ func (Elector) ElectionKey(s announce.Service) string { return s.Addrs[0].String
 // externalTrafficPolicy: Local, holding a ready endpoint. Weights come from
 // the advertisements' preferredNodeSelectors.
 func (Elector) Candidates(in announce.Inputs, group []announce.Service) announce.Candidates {
-	var (
-		cands map[string]bool
-		ads   []*config.L2Advertisement
-		why   string
-	)
-	for _, s := range group {
+	var ads []*config.L2Advertisement
+	nodes, why := announce.EligibleForAll(group, func(s announce.Service) (map[string]bool, string) {
 		c, sads, w := eligible(in, s)
 		for _, a := range sads {
 			if !slices.Contains(ads, a) {
 				ads = append(ads, a)
 			}
 		}
-		if cands == nil {
-			cands = c
-		} else {
-			for n := range cands {
-				if !c[n] {
-					delete(cands, n)
-				}
-			}
-		}
-		if why == "" {
-			why = w
-		}
-	}
-	out := announce.Candidates{Why: why}
-	for n := range cands {
-		out.Nodes = append(out.Nodes, n)
-	}
-	slices.Sort(out.Nodes)
-	out.Weights = preferences(in, ads, out.Nodes)
+		return c, w
+	})
+	out := announce.Candidates{Nodes: nodes, Why: why, Weights: preferences(in, ads, nodes)}
 	if len(out.Nodes) == 0 && out.Why == "" {
 		out.Why = "no eligible node: none is alive, selected by an L2Advertisement, network-available and, for Local policy, holding a ready endpoint"
 	}

@@ -105,10 +105,40 @@ func (p *Provider) FloatingIP(ctx context.Context, id string) (cloud.FloatingIP,
 		return cloud.FloatingIP{}, &cloud.APIError{Op: op, Code: cloud.CodeNotFound,
 			Status: http.StatusNotFound, Err: errors.New("no such floating IP")}
 	}
+	return convert(op, fip)
+}
+
+// FloatingIPs implements cloud.Provider, a page of 50 per request.
+func (p *Provider) FloatingIPs(ctx context.Context) ([]cloud.FloatingIP, error) {
+	var out []cloud.FloatingIP
+	for page := 1; page > 0; {
+		op := fmt.Sprintf("list floating IPs, page %d", page)
+		fips, resp, err := p.client.FloatingIP.List(ctx, hcloud.FloatingIPListOpts{ListOpts: hcloud.ListOpts{Page: page, PerPage: 50}})
+		p.observe(resp)
+		if err != nil {
+			return nil, apiError(op, resp, err)
+		}
+		for _, fip := range fips {
+			f, err := convert(op, fip)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, f)
+		}
+		page = 0
+		if resp != nil && resp.Meta.Pagination != nil {
+			page = resp.Meta.Pagination.NextPage
+		}
+	}
+	return out, nil
+}
+
+func convert(op string, fip *hcloud.FloatingIP) (cloud.FloatingIP, error) {
 	out := cloud.FloatingIP{ID: strconv.FormatInt(fip.ID, 10)}
 	if fip.Server != nil {
 		out.Server = strconv.FormatInt(fip.Server.ID, 10)
 	}
+	var err error
 	if out.Prefix, err = prefix(fip); err != nil {
 		return cloud.FloatingIP{}, fmt.Errorf("%s: %w", op, err)
 	}

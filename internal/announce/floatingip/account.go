@@ -1,0 +1,77 @@
+package floatingip
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/herald-lb/herald/internal/cloud"
+	"github.com/herald-lb/herald/internal/config"
+)
+
+// accountKey names one cloud project: a provider and the Secret holding
+// its token.
+type accountKey struct {
+	provider, secret, key string
+}
+
+// account is one project's client, its request budget and what is known of
+// its floating IPs.
+type account struct {
+	key      accountKey
+	token    string
+	provider cloud.Provider
+	budget   *cloud.Budget
+
+	mu     sync.Mutex
+	fips   []cloud.FloatingIP
+	listed time.Time
+}
+
+// account returns the project of ad, with a client built from the token
+// its Secret holds now (a changed token gets a new client).
+func (a *Announcer) account(ctx context.Context, ad *config.CloudAdvertisement) (*account, error) {
+	k := accountKey{provider: ad.Provider, secret: ad.TokenSecret, key: ad.TokenKey}
+	token, err := a.opts.Token(ctx, k.secret, k.key)
+	if err != nil {
+		return nil, fmt.Errorf("token Secret %s: %w", k.secret, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if acct := a.accounts[k]; acct != nil && acct.token == token {
+		return acct, nil
+	}
+	budget := &cloud.Budget{}
+	p, err := a.opts.NewProvider(k.provider, token, budget)
+	if err != nil {
+		return nil, err
+	}
+	acct := &account{key: k, token: token, provider: p, budget: budget}
+	a.accounts[k] = acct
+	return acct, nil
+}
+
+// holding is the floating IP that holds addr. The project's list is read
+// again only when no known IP holds it, at most once per every.
+func (c *account) holding(ctx context.Context, addr netip.Addr, every time.Duration) (cloud.FloatingIP, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := prefixOf(c.fips, addr); ok {
+		return f, nil
+	}
+	if !c.listed.IsZero() && time.Since(c.listed) < every {
+		return cloud.FloatingIP{}, fmt.Errorf("none of the %d listed %s ago does", len(c.fips), time.Since(c.listed).Round(time.Second))
+	}
+	fips, err := c.provider.FloatingIPs(ctx)
+	c.listed = time.Now()
+	if err != nil {
+		return cloud.FloatingIP{}, err
+	}
+	c.fips = fips
+	if f, ok := prefixOf(c.fips, addr); ok {
+		return f, nil
+	}
+	return cloud.FloatingIP{}, fmt.Errorf("none of its %d does", len(fips))
+}

@@ -1,0 +1,209 @@
+package floatingip_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herald-lb/herald/internal/announce"
+	"github.com/herald-lb/herald/internal/announce/floatingip"
+	"github.com/herald-lb/herald/internal/cloud"
+	"github.com/herald-lb/herald/internal/cloud/hetzner"
+	"github.com/herald-lb/herald/internal/cloud/hetzner/hcloudsim"
+	"github.com/herald-lb/herald/internal/config"
+)
+
+const token = "test-token"
+
+// events records the Events a node's announcer raises.
+type events struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (e *events) add(svc, typ, reason, msg string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.list = append(e.list, reason+": "+msg)
+}
+
+func (e *events) find(reason string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.list {
+		if strings.HasPrefix(s, reason+":") {
+			return s
+		}
+	}
+	return ""
+}
+
+type node struct {
+	name   string
+	a      *floatingip.Announcer
+	events *events
+	cancel context.CancelFunc
+}
+
+// newNode is one speaker's cloud mode against the stand-in API, sharing
+// arbiter with the others (the Lease's rules, in memory).
+func newNode(t *testing.T, sim *hcloudsim.Sim, name string, arbiter cloud.Arbiter) *node {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ev := &events{}
+	n := &node{name: name, events: ev, cancel: cancel}
+	n.a = floatingip.New(ctx, floatingip.Options{
+		Node: name,
+		Token: func(_ context.Context, secret, key string) (string, error) {
+			if secret != "hcloud" || key != "token" {
+				return "", errors.New("no such Secret")
+			}
+			return token, nil
+		},
+		NewProvider: func(provider, tok string, budget *cloud.Budget) (cloud.Provider, error) {
+			return hetzner.New(hetzner.Options{Token: tok, Endpoint: sim.Endpoint(), PollInterval: 20 * time.Millisecond, Budget: budget})
+		},
+		Arbiter: arbiter, Event: ev.add, Resync: func() {}, Log: logr.Discard(),
+		Registry: prometheus.NewRegistry(), LeaseDuration: 300 * time.Millisecond,
+	})
+	t.Cleanup(func() { n.a.Shutdown(context.Background()); cancel() })
+	return n
+}
+
+func inputs(live ...string) announce.Inputs {
+	ad := &config.CloudAdvertisement{Name: "fip", Pools: []string{"fip"}, Provider: config.ProviderHetzner, TokenSecret: "hcloud", TokenKey: "token"}
+	in := announce.Inputs{
+		Config: &config.Config{CloudAdvertisements: []*config.CloudAdvertisement{ad}},
+		Nodes: map[string]announce.Node{
+			"n1": {Name: "n1", ProviderID: "hcloud://1"},
+			"n2": {Name: "n2", ProviderID: "hcloud://2"},
+			"n3": {Name: "n3"}, // no cloud server: never eligible
+		},
+		Live: map[string]bool{},
+		Services: []announce.Service{{Key: "web/site", Pool: "fip", Addrs: []netip.Addr{netip.MustParseAddr("203.0.113.10")},
+			EndpointNodes: map[string]bool{"n1": true, "n2": true, "n3": true}}},
+	}
+	for _, n := range live {
+		in.Live[n] = true
+	}
+	return in
+}
+
+// sync runs one loop round of n's mode, owning what the election gives it.
+func (n *node) sync(t *testing.T, in announce.Inputs) announce.Announced {
+	t.Helper()
+	got, err := n.a.Announce(context.Background(), announce.Desired{Inputs: in, Node: n.name, Owned: announce.Owned(announce.Elect(in, n.a), n.name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// TestFailover: the elected node assigns the floating IP to its server and
+// says how long it took; when it dies, the next node takes the IP once the
+// lease lets it; the IP is never unassigned, and a node without a cloud
+// server is never elected.
+func TestFailover(t *testing.T) {
+	sim := hcloudsim.New(hcloudsim.Options{ActionTime: 100 * time.Millisecond})
+	t.Cleanup(sim.Close)
+	sim.AddServer(1, "n1")
+	sim.AddServer(2, "n2")
+	sim.AddFloatingIP(7, "web", "203.0.113.10", 0)
+	arb := &cloud.MemoryArbiter{Duration: time.Second, HoldDown: 500 * time.Millisecond}
+	n1, n2 := newNode(t, sim, "n1", arb), newNode(t, sim, "n2", arb)
+
+	in := inputs("n1", "n2", "n3")
+	owner := announce.Owned(announce.Elect(in, n1.a), "n1")
+	first, next := n1, n2
+	if len(owner) == 0 {
+		first, next = n2, n1
+	}
+	server := map[string]int64{"n1": 1, "n2": 2}
+	waitAnnounced(t, first, in, server[first.name], sim)
+	next.sync(t, in)
+	if ev := first.events.find("FloatingIPAssigned"); !strings.Contains(ev, "from no server in") {
+		t.Fatalf("first owner's Event %q, want an assignment with its duration", ev)
+	}
+
+	// The owner dies: it is gone from the membership, and its lease is
+	// not released (a crash).
+	first.cancel()
+	in = inputs(next.name, "n3")
+	start := time.Now()
+	waitAnnounced(t, next, in, server[next.name], sim)
+	took := time.Since(start)
+	if took > 5*time.Second {
+		t.Errorf("failover took %s", took)
+	}
+	if ev := next.events.find("FloatingIPAssigned"); !strings.Contains(ev, fmt.Sprintf("from server %d", server[first.name])) {
+		t.Errorf("next owner's Event %q, want the move from the first owner's server", ev)
+	}
+	if n := sim.Count("POST", "/floating_ips/7/actions/unassign"); n != 0 {
+		t.Errorf("%d unassign requests: a failover never unassigns", n)
+	}
+	t.Logf("failover to %s in %s (lease %s)", next.name, took.Round(time.Millisecond), arb.Duration)
+}
+
+// TestPartitionNoFight: two nodes that each see the other dead both elect
+// themselves; the lease lets one move the IP, and it moves once.
+func TestPartitionNoFight(t *testing.T) {
+	sim := hcloudsim.New(hcloudsim.Options{ActionTime: 50 * time.Millisecond})
+	t.Cleanup(sim.Close)
+	sim.AddServer(1, "n1")
+	sim.AddServer(2, "n2")
+	sim.AddFloatingIP(7, "web", "203.0.113.10", 0)
+	arb := &cloud.MemoryArbiter{Duration: 2 * time.Second, HoldDown: time.Second}
+	n1, n2 := newNode(t, sim, "n1", arb), newNode(t, sim, "n2", arb)
+	// Each sees only itself alive.
+	n1.sync(t, inputs("n1"))
+	n2.sync(t, inputs("n2"))
+	var moves int
+	last := int64(0)
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		if a := sim.Assignment(7); a != last {
+			if last != 0 {
+				moves++
+			}
+			last = a
+		}
+		if moves > 0 {
+			t.Fatalf("the floating IP moved from one partitioned node to the other (now on server %d)", last)
+		}
+		n1.sync(t, inputs("n1"))
+		n2.sync(t, inputs("n2"))
+		time.Sleep(20 * time.Millisecond)
+	}
+	if last == 0 {
+		t.Fatal("neither node assigned the floating IP")
+	}
+	if n := sim.Count("POST", "/floating_ips/7/actions/assign"); n != 1 {
+		t.Errorf("%d assign requests, want 1", n)
+	}
+}
+
+// waitAnnounced syncs n until it announces the Service with the IP on its
+// server.
+func waitAnnounced(t *testing.T, n *node, in announce.Inputs, server int64, sim *hcloudsim.Sim) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		got := n.sync(t, in)
+		if _, ok := got["web/site"]; ok {
+			if a := sim.Assignment(7); a != server {
+				t.Fatalf("%s announces web/site while the IP is on server %d", n.name, a)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s never announced web/site (IP on server %d)", n.name, sim.Assignment(7))
+}

@@ -1,0 +1,200 @@
+package floatingip
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/herald-lb/herald/internal/announce"
+	"github.com/herald-lb/herald/internal/cloud"
+)
+
+// workerKey is one floating IP owned by this node's server.
+type workerKey struct {
+	account    accountKey
+	id, server string
+}
+
+// worker keeps one owned floating IP on this node's server: a check (read,
+// assign when elsewhere) at once and then at the budget's interval, the
+// lease renewed in between.
+type worker struct {
+	a      *Announcer
+	key    workerKey
+	acct   *account
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu       sync.Mutex
+	services []announce.Announcement
+	placed   bool   // the last check found or put the IP on this server
+	lastErr  string // the last failure reported, once per reason
+	owner    *cloud.Owner
+}
+
+// startWorker starts the worker of k; the caller holds a.mu.
+func (a *Announcer) startWorker(k workerKey, acct *account) *worker {
+	ctx, cancel := context.WithCancel(a.ctx)
+	w := &worker{a: a, key: k, acct: acct, cancel: cancel, done: make(chan struct{})}
+	go w.run(ctx)
+	return w
+}
+
+func (w *worker) setServices(s []announce.Announcement) {
+	w.mu.Lock()
+	w.services = s
+	w.mu.Unlock()
+}
+
+func (w *worker) inPlace() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.placed
+}
+
+// stop ends the worker; with release it also gives up the lease, so the
+// next owner need not wait for it to expire.
+func (w *worker) stop(release bool) {
+	w.cancel()
+	<-w.done
+	w.a.metrics.owned.DeleteLabelValues(w.key.id, w.key.server)
+	if !release || w.owner == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.a.ctx), 3*time.Second)
+	defer cancel()
+	if err := w.owner.Release(ctx, w.key.id); err != nil {
+		w.a.opts.Log.Error(err, "release floating IP lease", "floatingIP", w.key.id)
+	}
+}
+
+func (w *worker) run(ctx context.Context) {
+	defer close(w.done)
+	owner, err := cloud.NewOwner(cloud.OwnerConfig{
+		Provider: w.acct.provider, Arbiter: w.a.opts.Arbiter, Budget: w.acct.budget,
+		Node: w.a.opts.Node, Server: w.key.server, Logger: slogger(w.a.opts.Log), HoldDown: w.a.opts.HoldDown,
+	})
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	w.owner = owner
+	next := time.Now()
+	// The lease is renewed three times per lease between the cloud checks,
+	// which are spaced for the API's budget; a lease costs the API server,
+	// not the cloud.
+	renew := time.NewTicker(w.a.opts.LeaseDuration / 3)
+	defer renew.Stop()
+	for {
+		if !time.Now().Before(next) {
+			w.check(ctx)
+			next = time.Now().Add(w.interval())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-renew.C:
+			// Between checks only the lease. A change makes the next check
+			// now: the lease lost (another node took it while this one was
+			// cut off), or won while the IP is not here (the last owner's
+			// lease has expired: this is the failover).
+			ok, err := w.a.opts.Arbiter.Acquire(ctx, w.key.id, w.a.opts.Node)
+			if err == nil && ok != w.inPlace() {
+				next = time.Now()
+			}
+		case <-time.After(time.Until(next)):
+		}
+	}
+}
+
+// interval spaces the checks so that all of this node's IPs together stay
+// inside the project's budget (cloud.Budget.CheckInterval).
+func (w *worker) interval() time.Duration {
+	if w.a.opts.CheckEvery > 0 {
+		return w.a.opts.CheckEvery
+	}
+	w.a.mu.Lock()
+	n := len(w.a.workers)
+	w.a.mu.Unlock()
+	return w.acct.budget.CheckInterval(max(n, 1))
+}
+
+// check is one Reconcile, reported.
+func (w *worker) check(ctx context.Context) {
+	res, err := w.owner.Reconcile(ctx, w.key.id)
+	if ctx.Err() != nil {
+		return
+	}
+	m := w.a.metrics
+	if rl, ok := w.acct.budget.Last(); ok {
+		m.remaining.WithLabelValues(w.key.account.provider).Set(float64(rl.Remaining))
+	}
+	if err != nil {
+		m.checks.WithLabelValues(w.key.account.provider, "Error", cloud.ErrorCode(err)).Inc()
+		w.fail(err)
+		return
+	}
+	m.checks.WithLabelValues(w.key.account.provider, string(res.Outcome), "").Inc()
+	if res.Previous != w.key.server && res.Outcome != cloud.HeldElsewhere {
+		m.mismatch.WithLabelValues(w.key.id).Inc()
+	}
+	placed := res.Outcome == cloud.InPlace || res.Outcome == cloud.Assigned
+	if placed {
+		m.owned.WithLabelValues(w.key.id, w.key.server).Set(1)
+	} else {
+		m.owned.DeleteLabelValues(w.key.id, w.key.server)
+	}
+	w.mu.Lock()
+	changed := placed != w.placed
+	w.placed, w.lastErr = placed, ""
+	services := w.services
+	w.mu.Unlock()
+	switch res.Outcome {
+	case cloud.Assigned:
+		m.duration.WithLabelValues(w.key.account.provider).Observe(res.Duration.Seconds())
+		from := res.Previous
+		if from == "" {
+			from = "no server"
+		} else {
+			from = "server " + from
+		}
+		w.event(services, announce.EventNormal, "FloatingIPAssigned", fmt.Sprintf(
+			"floating IP %s assigned to server %s (node %q) from %s in %s, %d request(s)",
+			w.key.id, w.key.server, w.a.opts.Node, from, res.Duration.Round(time.Millisecond), res.Attempts))
+	case cloud.HoldingDown:
+		w.event(services, announce.EventWarning, "FloatingIPOwnerMismatch", fmt.Sprintf(
+			"floating IP %s is on server %s, not on node %q's server %s, after this node moved it: left there for the hold-down, so that nodes do not fight over it",
+			w.key.id, res.Previous, w.a.opts.Node, w.key.server))
+	}
+	if changed {
+		w.a.opts.Resync()
+	}
+}
+
+// fail reports a failed check once per reason: permanent errors (the token,
+// a missing IP) need the operator, and are not retried until the next
+// check; retryable ones were already retried with backoff, and the IP stays
+// where it is.
+func (w *worker) fail(err error) {
+	w.mu.Lock()
+	same := w.lastErr == err.Error()
+	w.lastErr = err.Error()
+	services := w.services
+	w.mu.Unlock()
+	if same {
+		return
+	}
+	class := cloud.Classify(err)
+	w.a.opts.Log.Error(err, "floating IP check failed; it stays where it is", "floatingIP", w.key.id, "class", class.String())
+	w.event(services, announce.EventWarning, "FloatingIPFailed", fmt.Sprintf(
+		"floating IP %s for node %q: %s (%s, code %q); it stays where it is",
+		w.key.id, w.a.opts.Node, err, strings.ToLower(class.String()), cloud.ErrorCode(err)))
+}
+
+func (w *worker) event(services []announce.Announcement, typ, reason, msg string) {
+	for _, s := range services {
+		w.a.opts.Event(s.Service, typ, reason, msg)
+	}
+}
