@@ -63,7 +63,8 @@ const (
 	NamePrefix = "herald-fip-"
 	// LabelComponent marks the Leases, for kubectl get -l.
 	LabelComponent = "app.kubernetes.io/component"
-	componentValue = "cloud-arbiter"
+	// ComponentValue is LabelComponent's value on them.
+	ComponentValue = "cloud-arbiter"
 	// AnnotationFloatingIP holds the floating IP the Lease is for, as the
 	// caller named it, since the name may have had to be changed.
 	AnnotationFloatingIP = "herald-lb.io/floating-ip"
@@ -195,7 +196,7 @@ func (a *Arbiter) take(l *coordinationv1.Lease, node string) *coordinationv1.Lea
 func (a *Arbiter) newLease(name, ip string) *coordinationv1.Lease {
 	return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{
 		Name: name, Namespace: a.namespace,
-		Labels:      map[string]string{LabelComponent: componentValue},
+		Labels:      map[string]string{LabelComponent: ComponentValue},
 		Annotations: map[string]string{AnnotationFloatingIP: ip},
 	}}
 }

@@ -14,11 +14,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/cloudlease"
 	"github.com/herald-lb/herald/internal/controller"
 	"github.com/herald-lb/herald/internal/lbclass"
 )
@@ -30,6 +32,15 @@ type Report struct {
 	Pools     []Pool
 	Services  []Service
 	Sessions  []SessionProblem
+	// FloatingIPs are the cloud floating IPs' Leases: who holds each.
+	FloatingIPs []FloatingIP
+}
+
+// FloatingIP is a cloud floating IP's Lease (internal/cloudlease).
+type FloatingIP struct {
+	ID     string
+	Holder string        // the node that may assign it; "" when released
+	Age    time.Duration // since the holder last renewed it
 }
 
 // Config is one ConfigurationState: the controller's or a speaker's.
@@ -145,6 +156,22 @@ func Gather(ctx context.Context, c client.Reader, namespace, class string, now t
 		r.Sessions = append(r.Sessions, SessionProblem{Peer: peer, Message: e.Message, Age: now.Sub(eventTime(e)), Count: max(e.Count, 1)})
 	}
 
+	var leases coordinationv1.LeaseList
+	if err := c.List(ctx, &leases, in, client.MatchingLabels{cloudlease.LabelComponent: cloudlease.ComponentValue}); err != nil {
+		return nil, fmt.Errorf("floating IP leases: %w", err)
+	}
+	for _, l := range leases.Items {
+		f := FloatingIP{ID: cmp.Or(l.Annotations[cloudlease.AnnotationFloatingIP], l.Name)}
+		if l.Spec.HolderIdentity != nil {
+			f.Holder = *l.Spec.HolderIdentity
+		}
+		if l.Spec.RenewTime != nil {
+			f.Age = now.Sub(l.Spec.RenewTime.Time)
+		}
+		r.FloatingIPs = append(r.FloatingIPs, f)
+	}
+	slices.SortFunc(r.FloatingIPs, func(a, b FloatingIP) int { return cmp.Compare(a.ID, b.ID) })
+
 	slices.SortFunc(r.Configs, func(a, b Config) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(r.Pools, func(a, b Pool) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(r.Services, func(a, b Service) int { return cmp.Compare(a.Key, b.Key) })
@@ -245,6 +272,15 @@ func (r *Report) Write(w io.Writer) error {
 			by = "bgp " + strings.Join(s.BGP, "; ")
 		}
 		line("  %s\t%s\t%s\t%s", s.Key, strings.Join(s.Addresses, ", "), cmp.Or(s.Pool, "-"), by)
+	}
+
+	if len(r.FloatingIPs) > 0 {
+		line("")
+		line("FLOATING IPS\tHELD BY\tRENEWED")
+		for _, f := range r.FloatingIPs {
+			holder := cmp.Or(f.Holder, "nobody (released: the next owner takes it)")
+			line("  %s\t%s\t%s ago", f.ID, holder, f.Age.Round(time.Second))
+		}
 	}
 
 	if len(r.Sessions) > 0 {

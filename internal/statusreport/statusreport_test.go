@@ -25,6 +25,8 @@ func TestWrite(t *testing.T) {
 			[]string{"a/b", "192.0.2.1", "-", "nobody yet"}},
 		{"no address", Report{Services: []Service{{Key: "a/c", Problem: "no pool has a free address"}}},
 			[]string{"none: no pool has a free address"}},
+		{"floating IPs and who holds them", Report{FloatingIPs: []FloatingIP{{ID: "7", Holder: "n1", Age: 2 * time.Second}, {ID: "8"}}},
+			[]string{"FLOATING IPS", "  7 ", "n1", "2s ago", "nobody (released"}},
 		{"session down", Report{Sessions: []SessionProblem{{Peer: "r", Message: "hold timer expired", Age: 90 * time.Second, Count: 2}}},
 			[]string{"BGP SESSIONS DOWN", "r", "1m30s ago", "hold timer expired"}},
 	}
