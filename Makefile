@@ -95,6 +95,10 @@ bench-bgp: build ## BGP in the lab with its FRR router: node loss with/without B
 	assets="$$(hack/testenv.sh)"; \
 	KUBEBUILDER_ASSETS="$$assets" $(GO) run ./bench/bgpbench $(BGPBENCH_FLAGS)
 
+.PHONY: bench-scale
+bench-scale: ## internal/membership at 10 to 200 members (up to 500 with SCALEBENCH_FLAGS=-sizes=...), fast and lan profiles, on loopback (~7 min): writes bench/results/scale.{json,md}
+	$(GO) run ./bench/scalebench $(SCALEBENCH_FLAGS)
+
 # The image: bin/herald at /herald on an empty base, packed by hack/image (a
 # module of its own, so Herald's module does not depend on go-containerregistry).
 # No Docker engine, no registry: dist/herald-$(VERSION).tar is a `docker save`
