@@ -74,16 +74,30 @@ func (l *Loop) report(protocol string, got Announced) {
 	}
 }
 
-// Shutdown stops every mode at once: each stops its own way (BGP sends a
-// Cease unless graceful restart is on; Layer 2 keeps answering for its
-// handover delay), so the slowest alone sets how long a stop takes. The
-// metric is cleared, with no Events: the speaker is going away.
-func (l *Loop) Shutdown(ctx context.Context) {
+// Shutdown stops every mode at once, each its own way, so the slowest
+// alone sets how long a stop takes. leave takes the node out of the
+// membership. A mode where every node announces (BGP) stops without waiting
+// for it: its Cease goes out at once. A single-owner mode (Layer 2) stops
+// once the node has left, so that its handover delay runs while the next
+// owners, who saw it leave, take over. The metric is cleared, with no
+// Events: the speaker is going away.
+func (l *Loop) Shutdown(ctx context.Context, leave func()) {
+	left := make(chan struct{})
+	go func() {
+		defer close(left)
+		leave()
+	}()
 	var wg sync.WaitGroup
 	for _, m := range l.modes {
-		wg.Go(func() { m.Shutdown(ctx) })
+		wg.Go(func() {
+			if _, single := m.(SingleOwner); single {
+				<-left
+			}
+			m.Shutdown(ctx)
+		})
 	}
 	wg.Wait()
+	<-left
 	for _, m := range l.modes {
 		l.series.update(m.Protocol(), nil)
 	}

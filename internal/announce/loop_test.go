@@ -189,22 +189,33 @@ func TestLoopErrorKeepsOthers(t *testing.T) {
 }
 
 // TestLoopShutdown: every mode stops at once, so a stop takes as long as
-// the slowest mode, not the sum; the metric is cleared.
+// the slowest mode, not the sum; a single-owner mode stops only once the
+// node has left the membership, the others without waiting for it; the
+// metric is cleared.
 func TestLoopShutdown(t *testing.T) {
 	l2 := &fakeOwner{fake{protocol: "layer2", stopIn: 500 * time.Millisecond}}
-	bgp := &fake{protocol: "bgp", stopIn: 500 * time.Millisecond}
+	bgp := &fake{protocol: "bgp", stopIn: 0}
 	l, reg, events := newTestLoop(l2, bgp)
 	if err := l.Sync(context.Background(), inputs([]string{"n1"}, svc("a/x", "192.0.2.1")), nil, true); err != nil {
 		t.Fatal(err)
 	}
 	*events = nil
+	const leaving = 300 * time.Millisecond
+	var left time.Time
 	start := time.Now()
-	l.Shutdown(context.Background())
-	if took := time.Since(start); took >= 950*time.Millisecond {
-		t.Errorf("shutdown took %s: the modes stopped one after the other", took)
-	}
+	l.Shutdown(context.Background(), func() { time.Sleep(leaving); left = time.Now() })
+	took := time.Since(start)
 	if l2.stopped.IsZero() || bgp.stopped.IsZero() {
 		t.Fatal("a mode was not shut down")
+	}
+	if !bgp.stopped.Before(left) {
+		t.Errorf("BGP stopped %s after the node left: its Cease waited for the membership", bgp.stopped.Sub(left))
+	}
+	if l2.stopped.Sub(left) < l2.stopIn {
+		t.Errorf("Layer 2 stopped %s after the node left, before its %s handover ran out", l2.stopped.Sub(left), l2.stopIn)
+	}
+	if took >= leaving+l2.stopIn+400*time.Millisecond {
+		t.Errorf("shutdown took %s", took)
 	}
 	if got := announcedSeriesOf(t, reg); len(got) != 0 {
 		t.Errorf("series left after shutdown: %q", got)

@@ -220,15 +220,16 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	s.watchLinks(runCtx)
 	s.run(ctx)
 
-	// Leave the membership first, so that the next owners take the
-	// addresses over while each mode stops its own way.
-	if s.ml != nil {
-		if err := s.ml.Leave(500 * time.Millisecond); err != nil {
-			s.log.Error(err, "leave memberlist")
-		}
-	}
+	// Every mode stops its own way; Layer 2's handover starts once the
+	// node has left the membership, BGP's Cease does not wait for it.
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), opts.HandoverDelay+3*time.Second)
-	s.loop.Shutdown(stopCtx)
+	s.loop.Shutdown(stopCtx, func() {
+		if s.ml != nil {
+			if err := s.ml.Leave(500 * time.Millisecond); err != nil {
+				s.log.Error(err, "leave memberlist")
+			}
+		}
+	})
 	cancelStop()
 	stopRun()
 	stopMgr()
