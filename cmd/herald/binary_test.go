@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -15,6 +16,15 @@ import (
 var clientGoTesting = map[string]bool{
 	"k8s.io/client-go/testing":                        true,
 	"k8s.io/apimachinery/pkg/api/meta/testrestmapper": true,
+}
+
+// stdTestingImporters may import the standard testing package in the
+// shipped binary: hcloud-go's hcloud package keeps a test helper
+// (testing.go, mustParseTime) outside its _test files. Importing testing
+// runs no init that touches the filesystem or flags (testing.Init is only
+// called by a test main); anything else that imports it still fails.
+var stdTestingImporters = map[string]bool{
+	"github.com/hetznercloud/hcloud-go/v2/hcloud": true,
 }
 
 // testMachinery reports whether an import path is test code: the testing
@@ -52,12 +62,12 @@ func TestShippedBinaryHasNoTestMachinery(t *testing.T) {
 			if err != nil {
 				t.Fatalf("go list: %v", err)
 			}
-			importer := map[string]string{}
+			importers := map[string][]string{}
 			var found []string
 			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 				f := strings.Fields(line)
 				for _, imp := range f[1:] {
-					importer[imp] = f[0]
+					importers[imp] = append(importers[imp], f[0])
 				}
 				if testMachinery(f[0]) {
 					found = append(found, f[0])
@@ -70,7 +80,11 @@ func TestShippedBinaryHasNoTestMachinery(t *testing.T) {
 				return
 			}
 			for _, pkg := range found {
-				t.Errorf("%s is in the shipped binary (imported by %s)", pkg, importer[pkg])
+				by := importers[pkg]
+				if pkg == "testing" && !slices.ContainsFunc(by, func(p string) bool { return !stdTestingImporters[p] }) {
+					continue
+				}
+				t.Errorf("%s is in the shipped binary (imported by %s)", pkg, strings.Join(by, ", "))
 			}
 		})
 	}

@@ -84,9 +84,11 @@ func TestWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := configstate.Speaker(cl, "default", "n1")
+	key := types.NamespacedName{Namespace: "default", Name: "speaker-n1"}
 	if err := w.Write(ctx, config.Usable{Config: &config.Config{}}); err != nil { // starts the informer
 		t.Fatal(err)
 	}
+	caughtUp(ctx, t, cl, direct, key)
 	reqs.take()
 	bad := config.Usable{Config: &config.Config{}, Problems: config.Problems{{Kind: config.KindIPAddressPool, Name: "p", Message: "broken"}},
 		Left: []config.ObjectRef{{Kind: config.KindIPAddressPool, Name: "p"}}}
@@ -105,7 +107,6 @@ func TestWriter(t *testing.T) {
 		{"deleted: created again", bad, true, map[string]int{"POST": 1, "PATCH": 1}, metallbv1beta1.ConfigurationResultInvalid, configstate.ReasonError},
 		{"fixed: one patch", config.Usable{Config: &config.Config{}}, false, map[string]int{"PATCH": 1}, metallbv1beta1.ConfigurationResultValid, configstate.ReasonOK},
 	}
-	key := types.NamespacedName{Namespace: "default", Name: "speaker-n1"}
 	for _, st := range steps {
 		if st.delete {
 			var cs metallbv1beta1.ConfigurationState
@@ -143,9 +144,26 @@ func TestWriter(t *testing.T) {
 		if st.result == metallbv1beta1.ConfigurationResultInvalid && !strings.Contains(cs.Status.Conditions[0].Message, "left out until fixed: IPAddressPool/p") {
 			t.Errorf("%s: condition message %q does not say what is left out", st.name, cs.Status.Conditions[0].Message)
 		}
-		// Let the cache see this write before the next step reads it.
-		time.Sleep(200 * time.Millisecond)
+		// The cache must see this write before the next step reads it.
+		caughtUp(ctx, t, cl, direct, key)
 	}
+}
+
+// caughtUp waits until the cache holds the API server's version of key.
+func caughtUp(ctx context.Context, t *testing.T, cached, direct client.Client, key types.NamespacedName) {
+	t.Helper()
+	var want metallbv1beta1.ConfigurationState
+	if err := direct.Get(ctx, key, &want); err != nil {
+		t.Fatal(err)
+	}
+	for ctx.Err() == nil {
+		var got metallbv1beta1.ConfigurationState
+		if err := cached.Get(ctx, key, &got); err == nil && got.ResourceVersion == want.ResourceVersion {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("the cache never caught up with %s at version %s", key, want.ResourceVersion)
 }
 
 // waitCache waits until the cache has (or no longer has) the object.

@@ -100,6 +100,11 @@ func (l *Lab) startControlPlane() error {
 // The API server's certificate is for that address, so TLS just works. The
 // same goes for Options.Forward's addresses (a cloud API's stand-in).
 func (l *Lab) startForwarders() error {
+	for _, addr := range l.opts.Forward {
+		if ap, err := netip.ParseAddrPort(addr); err != nil || !ap.Addr().IsLoopback() {
+			return fmt.Errorf("forward %s: want a loopback IP address and port", addr)
+		}
+	}
 	for _, n := range l.nodes {
 		for _, addr := range append([]string{l.apiAddr}, l.opts.Forward...) {
 			if err := l.listenForward(n, addr); err != nil {
@@ -113,9 +118,6 @@ func (l *Lab) startForwarders() error {
 // listenForward relays connections to addr inside node n to addr in the
 // root namespace.
 func (l *Lab) listenForward(n *member, addr string) error {
-	if ap, err := netip.ParseAddrPort(addr); err != nil || !ap.Addr().IsLoopback() {
-		return fmt.Errorf("forward %s: want a loopback IP address and port", addr)
-	}
 	var ln net.Listener
 	err := inNetns(n.ns, func() (err error) {
 		ln, err = net.Listen("tcp", addr)
