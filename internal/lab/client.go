@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -318,4 +319,26 @@ func LongestOutage(samples []Sample) time.Duration {
 		longest = max(longest, ends[i].Sub(ends[i-1]))
 	}
 	return longest
+}
+
+// FailedBeyondMoves returns the first failed sample beyond what moves of
+// the address
+// may reset: a TCP connection in flight at the instant the client's
+// neighbour entry moves to another node has its next packets reach a node
+// that never saw it, which resets it (kube-proxy has no conntrack entry
+// there). That is at most one connection per move, and only a reset: a
+// timeout, a refusal or a second reset for one move is a failure. The
+// resets taken as in flight are returned for the log.
+func FailedBeyondMoves(samples []Sample, moves int) (Sample, []Sample, bool) {
+	var inFlight []Sample
+	for _, s := range samples {
+		if s.Err == nil {
+			continue
+		}
+		if !errors.Is(s.Err, syscall.ECONNRESET) || len(inFlight) >= moves {
+			return s, inFlight, true
+		}
+		inFlight = append(inFlight, s)
+	}
+	return Sample{}, inFlight, false
 }

@@ -107,7 +107,7 @@ func (l *Lab) startForwarders() error {
 	}
 	for _, n := range l.nodes {
 		for _, addr := range append([]string{l.apiAddr}, l.opts.Forward...) {
-			if err := l.listenForward(n, addr); err != nil {
+			if err := l.listenForward(n, addr, addr); err != nil {
 				return err
 			}
 		}
@@ -115,9 +115,9 @@ func (l *Lab) startForwarders() error {
 	return nil
 }
 
-// listenForward relays connections to addr inside node n to addr in the
+// listenForward relays connections to addr inside node n to target in the
 // root namespace.
-func (l *Lab) listenForward(n *member, addr string) error {
+func (l *Lab) listenForward(n *member, addr, target string) error {
 	var ln net.Listener
 	err := inNetns(n.ns, func() (err error) {
 		ln, err = net.Listen("tcp", addr)
@@ -127,11 +127,11 @@ func (l *Lab) listenForward(n *member, addr string) error {
 		return fmt.Errorf("%s: forwarder on %s: %w", n.Namespace, addr, err)
 	}
 	l.onClose(func() error { ln.Close(); return nil })
-	go l.forward(ln, addr)
+	go l.forward(ln, target)
 	return nil
 }
 
-func (l *Lab) forward(ln net.Listener, addr string) {
+func (l *Lab) forward(ln net.Listener, target string) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -140,7 +140,7 @@ func (l *Lab) forward(ln net.Listener, addr string) {
 		go func() {
 			defer c.Close()
 			var d net.Dialer
-			up, err := d.DialContext(l.ctx, "tcp", addr) // from the root namespace
+			up, err := d.DialContext(l.ctx, "tcp", target) // from the root namespace
 			if err != nil {
 				return
 			}

@@ -129,7 +129,7 @@ func (k *kubeNode) network() error {
 		return err
 	}
 	_, port, _ := strings.Cut(l.apiAddr, ":")
-	return l.listenForward(k.m, netip.MustParseAddrPort(apiAdvertise.String()+":"+port).String())
+	return l.listenForward(k.m, netip.MustParseAddrPort(apiAdvertise.String()+":"+port).String(), l.apiAddr)
 }
 
 func (k *kubeNode) writeConfigs(proxyKubeconfig string) error {

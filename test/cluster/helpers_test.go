@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -111,27 +110,6 @@ func speakerPod(t *testing.T, l *lab.Lab, node string) string {
 	return ""
 }
 
-// failed returns the first failed sample beyond what moves of the address
-// may reset: a TCP connection in flight at the instant the client's
-// neighbour entry moves to another node has its next packets reach a node
-// that never saw it, which resets it (kube-proxy has no conntrack entry
-// there). That is at most one connection per move, and only a reset: a
-// timeout, a refusal or a second reset for one move is a failure. The
-// resets taken as in flight are returned for the log.
-func failed(samples []lab.Sample, moves int) (lab.Sample, []lab.Sample, bool) {
-	var inFlight []lab.Sample
-	for _, s := range samples {
-		if s.Err == nil {
-			continue
-		}
-		if !errors.Is(s.Err, syscall.ECONNRESET) || len(inFlight) >= moves {
-			return s, inFlight, true
-		}
-		inFlight = append(inFlight, s)
-	}
-	return lab.Sample{}, inFlight, false
-}
-
 func mustAddr(t *testing.T, s string) netip.Addr {
 	t.Helper()
 	a, err := netip.ParseAddr(s)
@@ -230,7 +208,7 @@ func checkHandover(t *testing.T, l *lab.Lab, from string, deleted, gone time.Tim
 	if !winBack.IsZero() {
 		moves = 2
 	}
-	s, reset, bad := failed(samples, moves)
+	s, reset, bad := lab.FailedBeyondMoves(samples, moves)
 	if bad {
 		t.Fatalf("request at +%s failed during the handover: %v (of %d requests; in flight at a move before it: %d)",
 			s.Start.Sub(deleted).Round(time.Millisecond), s.Err, len(samples), len(reset))

@@ -85,7 +85,7 @@ func TestChartUpgrade(t *testing.T) {
 	}
 	// Each rolled speaker moves the address at most twice: away, and back
 	// once its successor Pod wins it.
-	s, inFlight, bad := failed(samples, 2*len(before))
+	s, inFlight, bad := lab.FailedBeyondMoves(samples, 2*len(before))
 	if bad {
 		t.Fatalf("request at +%s failed during the speakers' rolling update: %v (of %d)", s.Start.Sub(start).Round(time.Millisecond), s.Err, len(samples))
 	}

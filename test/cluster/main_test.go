@@ -204,6 +204,10 @@ func startCluster(t *testing.T, nodes int, mod ...func(*lab.Options)) *lab.Lab {
 			if out, err := l.Kubectl(context.Background(), "", "get", "pods", "-A", "-o", "wide"); err == nil {
 				t.Logf("--- pods:\n%s", out)
 			}
+			for _, c := range []string{"speaker", "controller"} {
+				out, err := l.Kubectl(context.Background(), "", "logs", "-n", lab.HeraldNamespace, "-l", "app.kubernetes.io/component="+c, "--tail", "15", "--prefix")
+				t.Logf("--- %s Pods' logs (tail): %v\n%s", c, err, out)
+			}
 			if out, err := l.Kubectl(context.Background(), "", "get", "events", "-A", "--sort-by=.lastTimestamp"); err == nil {
 				t.Logf("--- events:\n%s", tail(out, 40))
 			}

@@ -345,14 +345,15 @@ func TestFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 		handoverOverlap(t, l, rounds, termed, exited, owner, next)
-		failed := lab.Failed(samples)
-		t.Logf("graceful handover %s -> %s: %d requests, %d failed, longest gap %s, SIGTERM to exit %s",
-			owner, next, len(samples), len(failed), lab.LongestOutage(samples), exited.Sub(termed))
-		for _, s := range failed {
-			t.Errorf("request at %+d ms failed: %v", s.Start.Sub(termed).Milliseconds(), s.Err)
-		}
-		if len(failed) > 0 {
-			t.Errorf("%d of %d requests failed during a graceful handover", len(failed), len(samples))
+		// The one connection in flight when the client's neighbour entry
+		// moves may be reset by the node that never saw it (docs/layer2.md);
+		// any other failure, or a second reset, fails.
+		s, reset, bad := lab.FailedBeyondMoves(samples, 1)
+		t.Logf("graceful handover %s -> %s: %d requests, %d in flight at the move reset, longest gap %s, SIGTERM to exit %s",
+			owner, next, len(samples), len(reset), lab.LongestOutage(samples), exited.Sub(termed))
+		if bad {
+			t.Errorf("request at %+d ms failed during a graceful handover: %v (of %d; reset in flight before it: %d)",
+				s.Start.Sub(termed).Milliseconds(), s.Err, len(samples), len(reset))
 		}
 
 		// The restarted speaker wins its address back (rendezvous hashing
