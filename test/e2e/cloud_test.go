@@ -252,18 +252,7 @@ func TestCloudFloatingIP(t *testing.T) {
 // returns the answering node.
 func remoteUntil(t *testing.T, l *lab.Lab, addr netip.Addr) string {
 	t.Helper()
-	ctx := ctxT(t, 30*time.Second)
-	var last error
-	for ctx.Err() == nil {
-		out, err := l.CurlFromRemote(ctx, addr, 80)
-		if err == nil {
-			return out
-		}
-		last = err
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("curl %s from the remote subnet: %v", addr, last)
-	return ""
+	return answeredBy(t, "the remote subnet", l.CurlFromRemote, addr)
 }
 
 // serviceEvent is the message of the latest Event with reason on the

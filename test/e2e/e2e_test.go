@@ -146,17 +146,24 @@ func service(t *testing.T, l *lab.Lab, s lab.Service) []netip.Addr {
 // answering node.
 func curlUntil(t *testing.T, l *lab.Lab, addr netip.Addr) string {
 	t.Helper()
+	return answeredBy(t, "the client", l.Curl, addr)
+}
+
+// answeredBy runs curl (from one of the lab's namespaces) until addr is
+// answered, for up to 30 s, and returns the answering node.
+func answeredBy(t *testing.T, from string, curl func(context.Context, netip.Addr, int) (string, error), addr netip.Addr) string {
+	t.Helper()
 	ctx := ctxT(t, 30*time.Second)
 	var last error
 	for ctx.Err() == nil {
-		node, err := l.Curl(ctx, addr, 80)
+		node, err := curl(ctx, addr, 80)
 		if err == nil {
 			return node
 		}
 		last = err
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("curl %s: %v", addr, last)
+	t.Fatalf("curl %s from %s: %v", addr, from, last)
 	return ""
 }
 
