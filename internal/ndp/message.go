@@ -44,6 +44,7 @@ var (
 	errCode           = errors.New("ICMPv6 code is not 0")
 	errBadOption      = errors.New("malformed option")
 	errTarget         = errors.New("target is a multicast address")
+	errSource         = errors.New("source is a multicast address")
 	errDAD            = errors.New("solicitation from the unspecified address breaks the DAD rules")
 	errSolicitedMcast = errors.New("solicited advertisement sent to a multicast address")
 )
@@ -97,6 +98,12 @@ func ParseIPv6(b []byte) (Message, error) {
 	}
 	if icmp[1] != 0 {
 		return Message{}, errCode
+	}
+	// No packet comes from a group (RFC 4291 §2.7; the kernel drops such
+	// packets too); answering one would send a solicited advertisement to
+	// a multicast address, which receivers must ignore.
+	if m.Src.IsMulticast() {
+		return Message{}, errSource
 	}
 	m.Target = netip.AddrFrom16([16]byte(icmp[targetOffset:messageLen]))
 	if m.Target.IsMulticast() {

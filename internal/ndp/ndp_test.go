@@ -159,6 +159,9 @@ func TestParseRejects(t *testing.T) {
 		{"zero-length option", build(ns, func(b []byte) { b[optionsOffset+1] = 0 }, 255), errBadOption},
 		{"option longer than the packet", build(ns, func(b []byte) { b[optionsOffset+1] = 2 }, 255), errBadOption},
 		{"multicast target", build(ns, func(b []byte) { b[targetOffset] = 0xff }, 255), errTarget},
+		// Found by FuzzInspect (testdata/fuzz/FuzzInspect/multicast-source).
+		{"solicitation from a multicast source", build(Message{Type: TypeNeighborSolicitation, Src: AllNodes,
+			Dst: SolicitedNode(vip), Target: vip, LinkAddr: clientMAC}, nil, 255), errSource},
 		{"DAD probe with a link-layer option", build(Message{Type: TypeNeighborSolicitation, Src: netip.IPv6Unspecified(),
 			Dst: SolicitedNode(vip), Target: vip, LinkAddr: clientMAC}, nil, 255), errDAD},
 		{"DAD probe to the target itself", build(Message{Type: TypeNeighborSolicitation, Src: netip.IPv6Unspecified(),
