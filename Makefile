@@ -95,6 +95,11 @@ bench-bgp: build ## BGP in the lab with its FRR router: node loss with/without B
 	assets="$$(hack/testenv.sh)"; \
 	KUBEBUILDER_ASSETS="$$assets" $(GO) run ./bench/bgpbench $(BGPBENCH_FLAGS)
 
+.PHONY: bench-cloud
+bench-cloud: build ## Hetzner floating IPs in the routed lab against the API stand-in: hard failover (detection, decision, API action) at action times 0/1/3 s and leases 3/15 s, API requests at idle and per failover for 1 and 10 IPs (root, ~60 min): writes bench/results/cloud-*.{json,md}
+	assets="$$(hack/testenv.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" $(GO) run ./bench/cloudbench $(CLOUDBENCH_FLAGS)
+
 .PHONY: bench-scale
 bench-scale: ## internal/membership at 10 to 200 members (up to 500 with SCALEBENCH_FLAGS=-sizes=...), fast and lan profiles, on loopback (~7 min): writes bench/results/scale.{json,md}
 	$(GO) run ./bench/scalebench $(SCALEBENCH_FLAGS)

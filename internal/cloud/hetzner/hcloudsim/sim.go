@@ -31,7 +31,8 @@ type Options struct {
 	Tokens []string
 	// Limit is each token's hourly request budget; 0 means Hetzner's 3,600.
 	Limit int
-	// ActionTime is how long an assign or unassign action runs.
+	// ActionTime is how long an assign or unassign action runs;
+	// SetActionTime changes it.
 	ActionTime time.Duration
 	// OnAssigned, if set, runs when an action ends and before the floating
 	// IP reads as moved and the action as done (server 0: unassigned); a
@@ -148,6 +149,14 @@ func (s *Sim) Assignment(id int64) int64 {
 		return f.server
 	}
 	return 0
+}
+
+// SetActionTime sets how long the actions started from now on run, so one
+// Sim (and the lab around it) can serve several action times in turn.
+func (s *Sim) SetActionTime(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.ActionTime = d
 }
 
 // SetRemaining sets what is left of token's budget.

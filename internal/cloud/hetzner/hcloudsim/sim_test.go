@@ -3,6 +3,7 @@ package hcloudsim
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,37 @@ func TestOnAssigned(t *testing.T) {
 				t.Fatalf("%s: IP on %d, want %d", step.path, s.Assignment(7), step.want.server)
 			}
 			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// TestSetActionTime: an action started after SetActionTime runs for the
+// new time: done at once at 0, still running (and the IP locked) at 1 h.
+func TestSetActionTime(t *testing.T) {
+	s := New(Options{ActionTime: time.Hour})
+	t.Cleanup(s.Close)
+	s.AddServer(1, "node-a")
+	for i, step := range []struct {
+		d      time.Duration
+		status string
+	}{
+		{0, "success"},
+		{time.Hour, "running"},
+	} {
+		id := int64(10 + i)
+		s.AddFloatingIP(id, "web", "203.0.113.10", 0)
+		s.SetActionTime(step.d)
+		req, _ := http.NewRequest("POST", s.Endpoint()+"/floating_ips/"+strconv.FormatInt(id, 10)+"/actions/assign", strings.NewReader(`{"server":1}`))
+		req.Header.Set("Authorization", "Bearer test-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Action struct{ Status string } }
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil || body.Action.Status != step.status {
+			t.Errorf("action time %s: action %q (%v), want %q", step.d, body.Action.Status, err, step.status)
 		}
 	}
 }
