@@ -50,6 +50,37 @@ func (l *Lab) tc(ctx context.Context, namespace string, args ...string) error {
 	return nil
 }
 
+// lossChain is the iptables chain of DropOutgoing in a node's namespace.
+const lossChain = "HERALD-CHAOS-LOSS"
+
+// DropOutgoing drops each IPv4 packet the node sends with probability p,
+// with iptables' statistic match in the node's namespace: packet loss
+// where the kernel has no netem (CONFIG_NET_SCH_NETEM). It covers
+// memberlist's UDP and TCP and the node's HTTP answers, not ARP. p 0 takes
+// the loss away again.
+func (l *Lab) DropOutgoing(ctx context.Context, node string, p float64) error {
+	n, err := l.node(node)
+	if err != nil {
+		return err
+	}
+	ipt := func(args ...string) error {
+		out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Namespace, "iptables", "-w"}, args...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: iptables %s: %w: %s", node, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	if ipt("-N", lossChain) == nil { // new: hook it in once
+		if err := ipt("-A", "OUTPUT", "-j", lossChain); err != nil {
+			return err
+		}
+	}
+	if err := ipt("-F", lossChain); err != nil || p <= 0 {
+		return err
+	}
+	return ipt("-A", lossChain, "-m", "statistic", "--mode", "random", "--probability", strconv.FormatFloat(p, 'f', 4, 64), "-j", "DROP")
+}
+
 // ProcessPID is the pid of a running lab process ("controller",
 // "speaker-node1", ...): the herald process itself, as `ip netns exec`
 // execs in place.

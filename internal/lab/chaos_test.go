@@ -133,3 +133,24 @@ func TestOwned(t *testing.T) {
 		t.Errorf("SingleSince from +150ms = %s %v", at, ok)
 	}
 }
+
+func TestPacketID(t *testing.T) {
+	hdr := binary.BigEndian.AppendUint32(nil, 0xdeadbeef)
+	hdr = append(hdr, 0x08, 0x00, 3) // hw protocol, hook
+	for _, c := range []struct {
+		name string
+		data []byte
+		want uint32
+		ok   bool
+	}{
+		{"header first", append([]byte{0, 0, 0, 14}, attr(nfqaPacketHdr, hdr)...), 0xdeadbeef, true},
+		{"after another attribute", append(append([]byte{0, 0, 0, 14}, attr(9, []byte{1, 2, 3, 4, 5})...), attr(nfqaPacketHdr, hdr)...), 0xdeadbeef, true},
+		{"none", append([]byte{0, 0, 0, 14}, attr(9, []byte{1})...), 0, false},
+		{"length beyond the data", []byte{0, 0, 0, 14, 200, 0, 1, 0}, 0, false},
+		{"empty", nil, 0, false},
+	} {
+		if got, ok := packetID(c.data); got != c.want || ok != c.ok {
+			t.Errorf("%s: packetID = %#x %v, want %#x %v", c.name, got, ok, c.want, c.ok)
+		}
+	}
+}
