@@ -7,7 +7,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X github.com/herald-lb/herald/internal/version.Version=$(VERSION) -X github.com/herald-lb/herald/internal/version.Commit=$(COMMIT)
 GO      ?= go
 
-.PHONY: all build generate verify-generated testenv testenv-nodes test test-unit vet fuzz clean help
+.PHONY: all build generate verify-generated testenv testenv-nodes test test-unit vet fuzz fuzz-short clean help
 
 all: build
 
@@ -42,9 +42,22 @@ test: vet ## everything: unit tests, tests against a real kube-apiserver and etc
 	assets="$$(hack/testenv.sh)"; nodes="$$(hack/testenv.sh nodes)"; \
 	KUBEBUILDER_ASSETS="$$assets" HERALD_NODE_ASSETS="$$nodes" HERALD_REQUIRE_ENVTEST=1 HERALD_REQUIRE_NETNS=1 $(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory test-image
+	$(MAKE) --no-print-directory fuzz-short
 
-fuzz: ## run each fuzz target briefly
-	$(GO) test -run '^$$' -fuzz=. -fuzztime=30s ./internal/ipam/
+# Every `func FuzzXxx(f *testing.F)` in the tree, one at a time: `go test
+# -fuzz` takes one target per package run. Their seed corpora
+# (testdata/fuzz) run in plain `go test` as well.
+FUZZTIME ?= 60s
+fuzz: ## run every fuzz target for FUZZTIME (default 60s) each, one after another
+	@for f in $$(grep -rlE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' api bench cmd internal test | sort); do \
+		for t in $$(sed -nE 's/^func (Fuzz[A-Za-z0-9_]*)\(f \*testing\.F\).*/\1/p' "$$f"); do \
+			echo "fuzz: $$t in ./$$(dirname "$$f") for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) "./$$(dirname "$$f")/"; \
+		done; \
+	done
+
+fuzz-short: ## every fuzz target for 5s (run by make test)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 clean:
 	rm -rf bin dist
