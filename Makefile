@@ -48,11 +48,14 @@ test: vet ## everything: unit tests, tests against a real kube-apiserver and etc
 # -fuzz` takes one target per package run. Their seed corpora
 # (testdata/fuzz) run in plain `go test` as well.
 FUZZTIME ?= 60s
+# A new interesting input is minimized for up to 60s by default, time that
+# is not spent fuzzing.
+FUZZFLAGS ?= -fuzzminimizetime=10s
 fuzz: ## run every fuzz target for FUZZTIME (default 60s) each, one after another
 	@for f in $$(grep -rlE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' api bench cmd internal test | sort); do \
 		for t in $$(sed -nE 's/^func (Fuzz[A-Za-z0-9_]*)\(f \*testing\.F\).*/\1/p' "$$f"); do \
 			echo "fuzz: $$t in ./$$(dirname "$$f") for $(FUZZTIME)"; \
-			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) "./$$(dirname "$$f")/"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) "./$$(dirname "$$f")/"; \
 		done; \
 	done
 
