@@ -134,9 +134,18 @@ func TestCRDs(t *testing.T) {
 			{"Token Secret", ".spec.tokenSecretRef.name", false},
 			{"Node Selectors", ".spec.nodeSelectors", true},
 		}}},
+		"ServiceCloudStatus": {"servicecloudstatuses", map[string][]column{"v1alpha1": {
+			{"Service", ".status.serviceName", false},
+			{"Namespace", ".status.serviceNamespace", false},
+			{"Node", ".status.node", false},
+			{"Server", ".status.server", false},
+			{"Floating IP", ".status.prefix", false},
+			{"Last Move", ".status.lastMove.duration", false},
+			{"Since", ".status.since", false},
+		}}},
 	}
 	// Herald's own kinds; the others are metallb.io.
-	groups := map[string]string{"CloudAdvertisement": "herald-lb.io"}
+	groups := map[string]string{"CloudAdvertisement": "herald-lb.io", "ServiceCloudStatus": "herald-lb.io"}
 
 	crds := loadCRDs(t)
 	for kind := range crds {

@@ -29,6 +29,7 @@ var (
 func addKnownTypes(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&CloudAdvertisement{}, &CloudAdvertisementList{},
+		&ServiceCloudStatus{}, &ServiceCloudStatusList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -54,7 +54,8 @@ func ClientOptions() client.Options {
 }
 
 // CloudServed reports whether the API server serves CloudAdvertisements
-// (herald-lb.io), that is whether their CRD is applied. A component adds
+// and ServiceCloudStatuses (herald-lb.io), that is whether their CRDs,
+// which come together in charts/herald/crds, are applied. A component adds
 // the kind to its cache (in Options' inNamespace) only when it is: a cache
 // asked to hold a kind the server does not know fails to start, and Helm
 // never creates a chart's new CRDs on upgrade, so after `helm upgrade`
@@ -72,5 +73,8 @@ func CloudServed(cfg *rest.Config) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("discover %s: %w", gv, err)
 	}
-	return slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == "cloudadvertisements" }), nil
+	served := func(name string) bool {
+		return slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == name })
+	}
+	return served("cloudadvertisements") && served("servicecloudstatuses"), nil
 }

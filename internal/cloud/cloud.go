@@ -35,8 +35,9 @@ type Provider interface {
 	// Assign assigns the floating IP id to server and returns once the
 	// cloud reports the assignment done, or ctx ends.
 	Assign(ctx context.Context, id, server string) error
-	// ServerID returns the ID of node's server.
-	ServerID(ctx context.Context, node Node) (string, error)
+	// Servers lists the project's servers, to find the server of a node
+	// that has no spec.providerID by its name.
+	Servers(ctx context.Context) ([]Server, error)
 }
 
 // FloatingIP is a provider's floating IP.
@@ -50,10 +51,7 @@ type FloatingIP struct {
 	Server string
 }
 
-// Node is what a provider needs to find a node's server.
-type Node struct {
-	Name string
-	// ProviderID is the node's spec.providerID, set by the cloud's
-	// controller manager (hcloud://<id> on Hetzner); may be empty.
-	ProviderID string
+// Server is one of the project's servers.
+type Server struct {
+	ID, Name string
 }

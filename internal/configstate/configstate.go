@@ -60,6 +60,46 @@ func Speaker(c client.Client, namespace, node string) *Writer {
 // deleted one comes back at the next write). Nothing is sent when the
 // object already says it.
 func (w *Writer) Write(ctx context.Context, u config.Usable) error {
+	return w.update(ctx, func(cs *metallbv1beta1.ConfigurationState) {
+		cond := metav1.Condition{Type: w.Condition, Status: metav1.ConditionTrue, Reason: ReasonOK,
+			Message: "the configuration is valid and in force", ObservedGeneration: cs.Generation}
+		cs.Status.Result, cs.Status.ErrorSummary = metallbv1beta1.ConfigurationResultValid, ""
+		if ps := u.Problems; len(ps) > 0 {
+			lines := make([]string, len(ps))
+			for i, p := range ps {
+				lines[i] = p.String()
+			}
+			cs.Status.Result = metallbv1beta1.ConfigurationResultInvalid
+			cs.Status.ErrorSummary = strings.Join(lines, "\n")
+			cond.Status, cond.Reason = metav1.ConditionFalse, ReasonError
+			if ps.Transient() {
+				cond.Reason = ReasonWait
+			}
+			cond.Message = InForce(u)
+		}
+		meta.SetStatusCondition(&cs.Status.Conditions, cond)
+	})
+}
+
+// SetCondition records a condition of another type than the writer's
+// own, about the component rather than its configuration (a speaker's
+// node that cannot hold cloud floating IPs); nil removes condition typ.
+func (w *Writer) SetCondition(ctx context.Context, typ string, cond *metav1.Condition) error {
+	return w.update(ctx, func(cs *metallbv1beta1.ConfigurationState) {
+		if cond == nil {
+			meta.RemoveStatusCondition(&cs.Status.Conditions, typ)
+			return
+		}
+		c := *cond
+		c.Type, c.ObservedGeneration = typ, cs.Generation
+		meta.SetStatusCondition(&cs.Status.Conditions, c)
+	})
+}
+
+// update applies change to the object's status, creating the object if it
+// is missing (a deleted one comes back at the next write). Nothing is sent
+// when the object already says it.
+func (w *Writer) update(ctx context.Context, change func(*metallbv1beta1.ConfigurationState)) error {
 	var cs metallbv1beta1.ConfigurationState
 	key := types.NamespacedName{Namespace: w.Namespace, Name: w.Name}
 	if err := w.Client.Get(ctx, key, &cs); err != nil {
@@ -72,23 +112,7 @@ func (w *Writer) Write(ctx context.Context, u config.Usable) error {
 		}
 	}
 	base := cs.DeepCopy()
-	cond := metav1.Condition{Type: w.Condition, Status: metav1.ConditionTrue, Reason: ReasonOK,
-		Message: "the configuration is valid and in force", ObservedGeneration: cs.Generation}
-	cs.Status.Result, cs.Status.ErrorSummary = metallbv1beta1.ConfigurationResultValid, ""
-	if ps := u.Problems; len(ps) > 0 {
-		lines := make([]string, len(ps))
-		for i, p := range ps {
-			lines[i] = p.String()
-		}
-		cs.Status.Result = metallbv1beta1.ConfigurationResultInvalid
-		cs.Status.ErrorSummary = strings.Join(lines, "\n")
-		cond.Status, cond.Reason = metav1.ConditionFalse, ReasonError
-		if ps.Transient() {
-			cond.Reason = ReasonWait
-		}
-		cond.Message = InForce(u)
-	}
-	meta.SetStatusCondition(&cs.Status.Conditions, cond)
+	change(&cs)
 	if equal(base.Status, cs.Status) {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -145,6 +146,37 @@ func TestWriter(t *testing.T) {
 			t.Errorf("%s: condition message %q does not say what is left out", st.name, cs.Status.Conditions[0].Message)
 		}
 		// The cache must see this write before the next step reads it.
+		caughtUp(ctx, t, cl, direct, key)
+	}
+
+	// Another condition (a speaker's node without a cloud server) lives
+	// beside the configuration's: one patch to set it, nothing when it is
+	// unchanged or when the configuration's is written again, one to remove.
+	cond := &metav1.Condition{Status: metav1.ConditionFalse, Reason: "NoCloudServer", Message: "no server"}
+	for _, st := range []struct {
+		name    string
+		do      func() error
+		patches int
+		conds   int
+	}{
+		{"set", func() error { return w.SetCondition(ctx, "cloudServerFound", cond) }, 1, 2},
+		{"same again", func() error { return w.SetCondition(ctx, "cloudServerFound", cond) }, 0, 2},
+		{"configuration written", func() error { return w.Write(ctx, config.Usable{Config: &config.Config{}}) }, 0, 2},
+		{"removed", func() error { return w.SetCondition(ctx, "cloudServerFound", nil) }, 1, 1},
+	} {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if got := reqs.take(); got["PATCH"] != st.patches || len(got) > min(st.patches, 1) {
+			t.Errorf("%s: requests %v, want %d patch", st.name, got, st.patches)
+		}
+		var cs metallbv1beta1.ConfigurationState
+		if err := direct.Get(ctx, key, &cs); err != nil {
+			t.Fatal(err)
+		}
+		if len(cs.Status.Conditions) != st.conds || cs.Status.Result != metallbv1beta1.ConfigurationResultValid {
+			t.Errorf("%s: status %+v, want %d conditions, Valid", st.name, cs.Status, st.conds)
+		}
 		caughtUp(ctx, t, cl, direct, key)
 	}
 }

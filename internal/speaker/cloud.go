@@ -4,9 +4,14 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/internal/announce/floatingip"
 	"github.com/herald-lb/herald/internal/cloud"
@@ -21,13 +26,13 @@ import (
 // cloud's API with the token its CloudAdvertisement names (read by name:
 // RBAC grants the speakers that one Secret), and a Lease per floating IP
 // arbitrates between speakers that both believe they own it.
-func cloudMode(ctx context.Context, cs kubernetes.Interface, secrets *secretwatch.Watcher, opts Options, resync func(), event func(svc, typ, reason, msg string), reg prometheus.Registerer) (*floatingip.Announcer, error) {
+func cloudMode(ctx context.Context, cs kubernetes.Interface, c client.Client, secrets *secretwatch.Watcher, opts Options, resync func(), event func(svc, typ, reason, msg string), report func(floatingip.NodeReport), reg prometheus.Registerer) (*floatingip.Announcer, error) {
 	arb, err := cloudlease.New(cs.CoordinationV1(), opts.Namespace, cloudlease.Options{Duration: opts.CloudLease, HoldDown: opts.CloudHoldDown})
 	if err != nil {
 		return nil, err
 	}
 	return floatingip.New(ctx, floatingip.Options{
-		Node: opts.NodeName,
+		Node: opts.NodeName, Namespace: opts.Namespace, Client: c,
 		Token: func(ctx context.Context, name, key string) (string, error) {
 			sec, err := secrets.Get(ctx, name)
 			if err != nil {
@@ -46,6 +51,44 @@ func cloudMode(ctx context.Context, cs kubernetes.Interface, secrets *secretwatc
 			return hetzner.New(hetzner.Options{Token: token, Endpoint: opts.CloudEndpoint, Budget: budget, Version: version.Version})
 		},
 		Arbiter: arb, Event: event, Resync: resync, LeaseDuration: opts.CloudLease, HoldDown: opts.CloudHoldDown,
-		Log: opts.Log.WithName("cloud"), Registry: reg,
+		Log: opts.Log.WithName("cloud"), Registry: reg, NodeReport: report,
 	}), nil
+}
+
+// ConditionCloudServer is the condition of a speaker's ConfigurationState
+// that says whether its node can hold cloud floating IPs; present only
+// while a CloudAdvertisement selects the node.
+const ConditionCloudServer = "cloudServerFound"
+
+// reportCloudNode puts the cloud mode's verdict on this node where an
+// operator looks: a condition on the speaker's ConfigurationState (shown
+// by herald status) and an Event on the Node.
+func (s *speaker) reportCloudNode(ctx context.Context) func(floatingip.NodeReport) {
+	return func(r floatingip.NodeReport) {
+		var cond *metav1.Condition
+		switch {
+		case !r.Selected:
+		case r.Eligible:
+			cond = &metav1.Condition{Status: metav1.ConditionTrue, Reason: "ServerFound", Message: r.Message}
+		default:
+			cond = &metav1.Condition{Status: metav1.ConditionFalse, Reason: "NoCloudServer", Message: r.Message}
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := s.state.SetCondition(wctx, ConditionCloudServer, cond); err != nil {
+			s.log.Error(err, "ConfigurationState", "condition", ConditionCloudServer)
+		}
+		if !r.Selected {
+			return
+		}
+		typ, reason := corev1.EventTypeNormal, "FloatingIPEligible"
+		if !r.Eligible {
+			typ, reason = corev1.EventTypeWarning, "FloatingIPNotEligible"
+			s.log.Info("this node cannot hold cloud floating IPs", "why", r.Message)
+		}
+		var node corev1.Node
+		if err := s.client.Get(wctx, types.NamespacedName{Name: s.opts.NodeName}, &node); err == nil {
+			s.recorder.Eventf(&node, nil, typ, reason, "CloudServer", "%s", r.Message)
+		}
+	}
 }

@@ -112,6 +112,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	if cloudCached {
 		inNamespace[&heraldv1alpha1.CloudAdvertisement{}] = nil
+		inNamespace[&heraldv1alpha1.ServiceCloudStatus{}] = thisNode
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 sch,
@@ -190,7 +191,13 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	s.state = configstate.Speaker(s.client, opts.Namespace, opts.NodeName)
-	cloudAnnouncer, err := cloudMode(runCtx, cs, secrets, opts, s.trigger, s.event, reg)
+	// Without the CRD (an upgrade before charts/herald/crds is applied)
+	// no ServiceCloudStatus is written.
+	var cloudClient client.Client
+	if cloudCached {
+		cloudClient = s.client
+	}
+	cloudAnnouncer, err := cloudMode(runCtx, cs, cloudClient, secrets, opts, s.trigger, s.event, s.reportCloudNode(runCtx), reg)
 	if err != nil {
 		stopMgr()
 		<-mgrDone

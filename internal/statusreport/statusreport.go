@@ -16,11 +16,15 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	heraldv1alpha1 "github.com/herald-lb/herald/api/v1alpha1"
 	metallbv1beta1 "github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/internal/cloudlease"
+	"github.com/herald-lb/herald/internal/configstate"
 	"github.com/herald-lb/herald/internal/controller"
 	"github.com/herald-lb/herald/internal/lbclass"
 )
@@ -48,6 +52,9 @@ type Config struct {
 	Name    string
 	Result  string // Valid, Invalid, ...
 	Summary string // the problems, when not Valid
+	// Notes are the component's other conditions that are False, such as
+	// a speaker's node that cannot hold cloud floating IPs.
+	Notes []string
 }
 
 // Pool is an IPAddressPool's use.
@@ -68,6 +75,8 @@ type Service struct {
 	// advertise it, each with its peers.
 	Layer2 string
 	BGP    []string
+	// Cloud is the node and server holding its floating IP.
+	Cloud string
 	// Problem is why it has no address, from the controller's condition.
 	Problem string
 }
@@ -91,7 +100,14 @@ func Gather(ctx context.Context, c client.Reader, namespace, class string, now t
 		return nil, fmt.Errorf("configuration states: %w", err)
 	}
 	for _, s := range states.Items {
-		r.Configs = append(r.Configs, Config{Name: s.Name, Result: string(s.Status.Result), Summary: s.Status.ErrorSummary})
+		cfg := Config{Name: s.Name, Result: string(s.Status.Result), Summary: s.Status.ErrorSummary}
+		for _, c := range s.Status.Conditions {
+			own := c.Type == configstate.ConditionController || c.Type == configstate.ConditionSpeaker
+			if !own && c.Status == metav1.ConditionFalse {
+				cfg.Notes = append(cfg.Notes, c.Message)
+			}
+		}
+		r.Configs = append(r.Configs, cfg)
 	}
 
 	var pools metallbv1beta1.IPAddressPoolList
@@ -114,6 +130,10 @@ func Gather(ctx context.Context, c client.Reader, namespace, class string, now t
 	if err != nil {
 		return nil, err
 	}
+	clouds, err := cloudHolders(ctx, c, namespace)
+	if err != nil {
+		return nil, err
+	}
 	var svcs corev1.ServiceList
 	if err := c.List(ctx, &svcs); err != nil {
 		return nil, fmt.Errorf("services: %w", err)
@@ -124,7 +144,7 @@ func Gather(ctx context.Context, c client.Reader, namespace, class string, now t
 			continue
 		}
 		key := svc.Namespace + "/" + svc.Name
-		s := Service{Key: key, Pool: svc.Annotations["metallb.io/ip-allocated-from-pool"], Layer2: l2[key], BGP: bgp[key]}
+		s := Service{Key: key, Pool: svc.Annotations["metallb.io/ip-allocated-from-pool"], Layer2: l2[key], BGP: bgp[key], Cloud: clouds[key]}
 		for _, in := range svc.Status.LoadBalancer.Ingress {
 			s.Addresses = append(s.Addresses, in.IP)
 		}
@@ -217,6 +237,30 @@ func announcements(ctx context.Context, c client.Reader, namespace string) (map[
 	return l2, bgp, nil
 }
 
+// cloudHolders maps namespace/name to the node and server holding the
+// Service's floating IP ("node (server 3, floating IP 7, moved from server
+// 1 in 2.41s)"), from the ServiceCloudStatus objects; none when their CRD
+// is not applied.
+func cloudHolders(ctx context.Context, c client.Reader, namespace string) (map[string]string, error) {
+	var list heraldv1alpha1.ServiceCloudStatusList
+	if err := c.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("cloud statuses: %w", err)
+	}
+	out := map[string]string{}
+	for _, s := range list.Items {
+		st := s.Status
+		h := fmt.Sprintf("%s (server %s, floating IP %s", st.Node, st.Server, st.FloatingIP)
+		if m := st.LastMove; m != nil {
+			h += fmt.Sprintf(", moved from server %s in %s", cmp.Or(m.FromServer, "none"), m.Duration)
+		}
+		out[st.ServiceNamespace+"/"+st.ServiceName] = h + ")"
+	}
+	return out, nil
+}
+
 func eventTime(e *corev1.Event) time.Time {
 	switch {
 	case !e.LastTimestamp.IsZero():
@@ -242,6 +286,9 @@ func (r *Report) Write(w io.Writer) error {
 		if c.Summary != "" && c.Result != string(metallbv1beta1.ConfigurationResultValid) {
 			result += ": " + c.Summary
 		}
+		for _, n := range c.Notes {
+			result += "; " + n
+		}
 		line("  %s\t%s", c.Name, result)
 	}
 
@@ -262,14 +309,19 @@ func (r *Report) Write(w io.Writer) error {
 			line("  %s\t-\t-\tnone: %s", s.Key, s.Problem)
 			continue
 		}
-		by := "nobody yet (no L2Advertisement or BGPAdvertisement selects it, or no eligible node)"
-		switch {
-		case s.Layer2 != "" && len(s.BGP) > 0:
-			by = "layer2 " + s.Layer2 + "; bgp " + strings.Join(s.BGP, "; ")
-		case s.Layer2 != "":
-			by = "layer2 " + s.Layer2
-		case len(s.BGP) > 0:
-			by = "bgp " + strings.Join(s.BGP, "; ")
+		var modes []string
+		if s.Layer2 != "" {
+			modes = append(modes, "layer2 "+s.Layer2)
+		}
+		if len(s.BGP) > 0 {
+			modes = append(modes, "bgp "+strings.Join(s.BGP, "; "))
+		}
+		if s.Cloud != "" {
+			modes = append(modes, "cloud "+s.Cloud)
+		}
+		by := "nobody yet (no L2Advertisement, BGPAdvertisement or CloudAdvertisement selects it, or no eligible node)"
+		if len(modes) > 0 {
+			by = strings.Join(modes, "; ")
 		}
 		line("  %s\t%s\t%s\t%s", s.Key, strings.Join(s.Addresses, ", "), cmp.Or(s.Pool, "-"), by)
 	}

@@ -117,6 +117,10 @@ apiVersion: herald-lb.io/v1alpha1
 kind: CloudAdvertisement
 metadata: {name: cloud, namespace: metallb-system}
 spec: {provider: hetzner, tokenSecretRef: {name: hcloud}}
+---
+apiVersion: herald-lb.io/v1alpha1
+kind: ServiceCloudStatus
+metadata: {name: cloud-status, namespace: metallb-system}
 `
 	if _, err := c.Kubectl(ctx, objects, "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
@@ -141,6 +145,7 @@ spec: {provider: hetzner, tokenSecretRef: {name: hcloud}}
 		{"configurationstates", false, []string{"NAME", "RESULT", "ERRORSUMMARY", "AGE"}, false},
 		{"cloudadvertisements", false, []string{"NAME", "PROVIDER", "IPADDRESSPOOLS", "IPADDRESSPOOL SELECTORS", "TOKEN SECRET"}, false},
 		{"cloudadvertisements", true, []string{"NAME", "PROVIDER", "IPADDRESSPOOLS", "IPADDRESSPOOL SELECTORS", "TOKEN SECRET", "NODE SELECTORS"}, false},
+		{"servicecloudstatuses", false, []string{"NAME", "SERVICE", "NAMESPACE", "NODE", "SERVER", "FLOATING IP", "LAST MOVE", "SINCE"}, false},
 	}
 	for _, tc := range tests {
 		name := tc.resource

@@ -17,6 +17,10 @@ type accountKey struct {
 	provider, secret, key string
 }
 
+func keyOf(ad *config.CloudAdvertisement) accountKey {
+	return accountKey{provider: ad.Provider, secret: ad.TokenSecret, key: ad.TokenKey}
+}
+
 // account is one project's client, its request budget and what is known of
 // its floating IPs.
 type account struct {
@@ -33,7 +37,7 @@ type account struct {
 // account returns the project of ad, with a client built from the token
 // its Secret holds now (a changed token gets a new client).
 func (a *Announcer) account(ctx context.Context, ad *config.CloudAdvertisement) (*account, error) {
-	k := accountKey{provider: ad.Provider, secret: ad.TokenSecret, key: ad.TokenKey}
+	k := keyOf(ad)
 	token, err := a.opts.Token(ctx, k.secret, k.key)
 	if err != nil {
 		return nil, fmt.Errorf("token Secret %s: %w", k.secret, err)

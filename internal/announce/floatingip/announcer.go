@@ -19,6 +19,10 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	heraldv1alpha1 "github.com/herald-lb/herald/api/v1alpha1"
 	"github.com/herald-lb/herald/internal/announce"
 	"github.com/herald-lb/herald/internal/cloud"
 	"github.com/herald-lb/herald/internal/config"
@@ -37,6 +41,10 @@ type ProviderFunc func(provider, token string, budget *cloud.Budget) (cloud.Prov
 // Options configure the cloud mode.
 type Options struct {
 	Node string
+	// Namespace and Client: where this node's ServiceCloudStatus objects
+	// are written; none are when Client is nil.
+	Namespace string
+	Client    client.Client
 	// Token reads a CloudAdvertisement's token Secret.
 	Token       TokenFunc
 	NewProvider ProviderFunc
@@ -51,6 +59,13 @@ type Options struct {
 	ListEvery time.Duration
 	// CheckEvery overrides the budget's check interval (tests).
 	CheckEvery time.Duration
+	// NamesEvery and NamesRefresh space the lists of the project's
+	// servers that find nodes without spec.providerID by name. Zero:
+	// DefaultNamesEvery, DefaultNamesRefresh.
+	NamesEvery, NamesRefresh time.Duration
+	// NodeReport, when set, is told once per change whether this node can
+	// hold floating IPs, and why not.
+	NodeReport func(NodeReport)
 	// LeaseDuration is the Arbiter's lease (renewed three times per lease);
 	// HoldDown, how long an IP this node moved is not moved back when
 	// something takes it away. Zero: cloudlease's and cloud's defaults.
@@ -67,6 +82,9 @@ type Announcer struct {
 	accounts map[accountKey]*account
 	workers  map[workerKey]*worker
 	reported map[string]string // Service -> last problem Event, once per reason
+	names    map[accountKey]*serverNames
+	// nodeReport is the last NodeReport sent.
+	nodeReport NodeReport
 }
 
 // New returns the cloud mode; ctx lives until the speaker has stopped.
@@ -77,8 +95,14 @@ func New(ctx context.Context, o Options) *Announcer {
 	if o.LeaseDuration <= 0 {
 		o.LeaseDuration = 15 * time.Second
 	}
+	if o.NamesEvery <= 0 {
+		o.NamesEvery = DefaultNamesEvery
+	}
+	if o.NamesRefresh <= 0 {
+		o.NamesRefresh = DefaultNamesRefresh
+	}
 	return &Announcer{opts: o, ctx: ctx, metrics: newMetrics(o.Registry),
-		accounts: map[accountKey]*account{}, workers: map[workerKey]*worker{}, reported: map[string]string{}}
+		accounts: map[accountKey]*account{}, workers: map[workerKey]*worker{}, reported: map[string]string{}, names: map[accountKey]*serverNames{}}
 }
 
 // Protocol implements announce.Announcer.
@@ -100,10 +124,10 @@ func (a *Announcer) ElectionKey(s announce.Service) string {
 // CloudAdvertisement of the Service's pool, holding a ready endpoint for
 // Local policy, and with a cloud server: spec.providerID names one.
 func (a *Announcer) Candidates(in announce.Inputs, group []announce.Service) announce.Candidates {
-	nodes, why := announce.EligibleForAll(group, func(s announce.Service) (map[string]bool, string) { return eligible(in, s) })
+	nodes, why := announce.EligibleForAll(group, func(s announce.Service) (map[string]bool, string) { return a.eligible(in, s) })
 	out := announce.Candidates{Nodes: nodes, Why: why}
 	if len(out.Nodes) == 0 && why == "" {
-		out.Why = "no eligible node: none is alive, selected by a CloudAdvertisement, with a cloud server (spec.providerID) and, for Local policy, holding a ready endpoint"
+		out.Why = "no eligible node: none is alive, selected by a CloudAdvertisement, with a cloud server (spec.providerID, or a server of the node's name) and, for Local policy, holding a ready endpoint"
 	}
 	return out
 }
@@ -121,7 +145,7 @@ func advertisement(in announce.Inputs, s announce.Service) *config.CloudAdvertis
 	return nil
 }
 
-func eligible(in announce.Inputs, s announce.Service) (map[string]bool, string) {
+func (a *Announcer) eligible(in announce.Inputs, s announce.Service) (map[string]bool, string) {
 	ad := advertisement(in, s)
 	if ad == nil {
 		return nil, "no CloudAdvertisement selects pool " + s.Pool + " for this Service"
@@ -137,7 +161,7 @@ func eligible(in announce.Inputs, s announce.Service) (map[string]bool, string) 
 		if s.Local && !s.EndpointNodes[name] {
 			continue
 		}
-		if _, err := serverID(ad.Provider, n); err != nil {
+		if _, err := a.serverOf(ad, n); err != nil {
 			continue
 		}
 		out[name] = true
@@ -145,33 +169,27 @@ func eligible(in announce.Inputs, s announce.Service) (map[string]bool, string) 
 	return out, ""
 }
 
-// serverID is the node's server in the provider's cloud, from its
-// spec.providerID ("hcloud://<id>" on Hetzner). A node without one is not
-// eligible: every speaker must agree on the candidates without asking the
-// API.
-func serverID(provider string, n announce.Node) (string, error) {
-	prefix := ""
-	switch provider {
-	case config.ProviderHetzner:
-		prefix = "hcloud://"
-	default:
-		return "", fmt.Errorf("unknown provider %q", provider)
-	}
-	id, ok := strings.CutPrefix(n.ProviderID, prefix)
-	if !ok || id == "" || strings.TrimLeft(id, "0123456789") != "" {
-		return "", fmt.Errorf("node %s: spec.providerID %q is not a %s server (%sID): %w", n.Name, n.ProviderID, provider, prefix, cloud.ErrNotEligible)
-	}
-	return id, nil
-}
-
 // Announce runs one worker per floating IP this node owns and stops the
 // others; it returns the Services whose floating IP is on this node's
 // server now. It never blocks on the cloud's API: assigning takes seconds.
 func (a *Announcer) Announce(ctx context.Context, d announce.Desired) (announce.Announced, error) {
+	if a.resolveNames(ctx, d.Inputs) {
+		// The candidates may have changed: elect again.
+		a.opts.Resync()
+	}
+	a.reportNode(d.Inputs, d.Node)
 	want := map[workerKey][]announce.Announcement{}
+	prefixes := map[workerKey]string{}
+	services := make(map[string]announce.Service, len(d.Inputs.Services))
+	for _, s := range d.Inputs.Services {
+		services[s.Key] = s
+	}
 	var errs []error
 	for _, o := range d.Owned {
-		svc := findService(d.Inputs, o.Service)
+		svc, ok := services[o.Service]
+		if !ok {
+			continue
+		}
 		ad := advertisement(d.Inputs, svc)
 		if ad == nil {
 			continue
@@ -182,7 +200,7 @@ func (a *Announcer) Announce(ctx context.Context, d announce.Desired) (announce.
 			errs = append(errs, err)
 			continue
 		}
-		server, err := serverID(ad.Provider, d.Inputs.Nodes[d.Node])
+		server, err := a.serverOf(ad, d.Inputs.Nodes[d.Node])
 		if err != nil {
 			a.problem(o.Service, err.Error())
 			continue
@@ -194,16 +212,24 @@ func (a *Announcer) Announce(ctx context.Context, d announce.Desired) (announce.
 		}
 		k := workerKey{account: acct.key, id: fip.ID, server: server}
 		want[k] = append(want[k], o)
+		prefixes[k] = fip.Prefix.String()
 	}
+	out, statuses, gone := a.apply(want, prefixes)
 	// Workers are stopped outside the lock: a running check takes it.
-	var gone []*worker
-	defer func() {
-		for _, w := range gone {
-			w.stop(true)
-		}
-	}()
+	for _, w := range gone {
+		w.stop(true)
+	}
+	a.writeStatuses(ctx, statuses)
+	return out, errors.Join(errs...)
+}
+
+// apply starts a worker for each floating IP wanted and hands back the
+// others to stop; it returns the Services whose floating IP is on this
+// node's server now, and their status.
+func (a *Announcer) apply(want map[workerKey][]announce.Announcement, prefixes map[workerKey]string) (announce.Announced, map[string]heraldv1alpha1.ServiceCloudStatusStatus, []*worker) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	var gone []*worker
 	for k, w := range a.workers {
 		if _, ok := want[k]; !ok {
 			gone = append(gone, w)
@@ -211,6 +237,7 @@ func (a *Announcer) Announce(ctx context.Context, d announce.Desired) (announce.
 		}
 	}
 	out := announce.Announced{}
+	statuses := map[string]heraldv1alpha1.ServiceCloudStatusStatus{}
 	for k, owned := range want {
 		w := a.workers[k]
 		if w == nil {
@@ -218,22 +245,25 @@ func (a *Announcer) Announce(ctx context.Context, d announce.Desired) (announce.
 			a.workers[k] = w
 		}
 		w.setServices(owned)
-		if w.inPlace() {
-			for _, o := range owned {
-				out[o.Service] = o.Addrs
+		p, ok := w.placement()
+		if !ok {
+			continue
+		}
+		for _, o := range owned {
+			out[o.Service] = o.Addrs
+			ns, name, _ := strings.Cut(o.Service, "/")
+			addrs := make([]string, len(o.Addrs))
+			for i, ip := range o.Addrs {
+				addrs[i] = ip.String()
+			}
+			statuses[o.Service] = heraldv1alpha1.ServiceCloudStatusStatus{
+				Node: a.opts.Node, ServiceName: name, ServiceNamespace: ns,
+				Provider: heraldv1alpha1.CloudProvider(k.account.provider), Server: k.server, FloatingIP: k.id,
+				Prefix: prefixes[k], Addresses: addrs, Since: metav1.NewTime(p.since), LastMove: p.move,
 			}
 		}
 	}
-	return out, errors.Join(errs...)
-}
-
-func findService(in announce.Inputs, key string) announce.Service {
-	for _, s := range in.Services {
-		if s.Key == key {
-			return s
-		}
-	}
-	return announce.Service{Key: key}
+	return out, statuses, gone
 }
 
 // problem raises a Warning on the Service, once per reason.

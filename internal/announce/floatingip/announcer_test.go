@@ -47,10 +47,31 @@ func (e *events) find(reason string) string {
 }
 
 type node struct {
-	name   string
-	a      *floatingip.Announcer
-	events *events
-	cancel context.CancelFunc
+	name    string
+	a       *floatingip.Announcer
+	events  *events
+	cancel  context.CancelFunc
+	sim     *hcloudsim.Sim
+	arbiter cloud.Arbiter
+}
+
+// opts are the node's options against the stand-in, with report as its
+// NodeReport.
+func (n *node) opts(report func(floatingip.NodeReport)) floatingip.Options {
+	return floatingip.Options{
+		Node: n.name,
+		Token: func(_ context.Context, secret, key string) (string, error) {
+			if secret != "hcloud" || key != "token" {
+				return "", errors.New("no such Secret")
+			}
+			return token, nil
+		},
+		NewProvider: func(provider, tok string, budget *cloud.Budget) (cloud.Provider, error) {
+			return hetzner.New(hetzner.Options{Token: tok, Endpoint: n.sim.Endpoint(), PollInterval: 20 * time.Millisecond, Budget: budget})
+		},
+		Arbiter: n.arbiter, Event: n.events.add, Resync: func() {}, Log: logr.Discard(),
+		Registry: prometheus.NewRegistry(), LeaseDuration: 300 * time.Millisecond, NodeReport: report,
+	}
 }
 
 // newNode is one speaker's cloud mode against the stand-in API, sharing
@@ -59,21 +80,8 @@ func newNode(t *testing.T, sim *hcloudsim.Sim, name string, arbiter cloud.Arbite
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ev := &events{}
-	n := &node{name: name, events: ev, cancel: cancel}
-	n.a = floatingip.New(ctx, floatingip.Options{
-		Node: name,
-		Token: func(_ context.Context, secret, key string) (string, error) {
-			if secret != "hcloud" || key != "token" {
-				return "", errors.New("no such Secret")
-			}
-			return token, nil
-		},
-		NewProvider: func(provider, tok string, budget *cloud.Budget) (cloud.Provider, error) {
-			return hetzner.New(hetzner.Options{Token: tok, Endpoint: sim.Endpoint(), PollInterval: 20 * time.Millisecond, Budget: budget})
-		},
-		Arbiter: arbiter, Event: ev.add, Resync: func() {}, Log: logr.Discard(),
-		Registry: prometheus.NewRegistry(), LeaseDuration: 300 * time.Millisecond,
-	})
+	n := &node{name: name, events: ev, cancel: cancel, sim: sim, arbiter: arbiter}
+	n.a = floatingip.New(ctx, n.opts(nil))
 	t.Cleanup(func() { n.a.Shutdown(context.Background()); cancel() })
 	return n
 }
@@ -206,4 +214,50 @@ func waitAnnounced(t *testing.T, n *node, in announce.Inputs, server int64, sim 
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%s never announced web/site (IP on server %d)", n.name, sim.Assignment(7))
+}
+
+// TestServerByName: a node without spec.providerID (no cloud controller
+// manager) holds the IP on the server named like it, found with one list of
+// the project's servers however many syncs run; a node with neither is
+// never elected, and its report says why.
+func TestServerByName(t *testing.T) {
+	sim := hcloudsim.New(hcloudsim.Options{ActionTime: 20 * time.Millisecond})
+	t.Cleanup(sim.Close)
+	sim.AddServer(1, "n1")
+	sim.AddServer(3, "n3")
+	sim.AddFloatingIP(7, "web", "203.0.113.10", 0)
+	arb := &cloud.MemoryArbiter{Duration: time.Second, HoldDown: 500 * time.Millisecond}
+	for _, tc := range []struct {
+		node     string
+		eligible bool
+		why      string
+	}{
+		{"n3", true, "server 3 can hold"},
+		{"n4", false, `no hetzner server is named "n4"`},
+	} {
+		t.Run(tc.node, func(t *testing.T) {
+			n := newNode(t, sim, tc.node, arb)
+			var reports []floatingip.NodeReport
+			n.a = floatingip.New(t.Context(), n.opts(func(r floatingip.NodeReport) { reports = append(reports, r) }))
+			t.Cleanup(func() { n.a.Shutdown(context.Background()) })
+			in := inputs(tc.node)
+			in.Nodes["n4"] = announce.Node{Name: "n4"}
+			in.Services[0].EndpointNodes["n4"] = true
+			lists := sim.Count("GET", "/servers")
+			for range 3 {
+				n.sync(t, in) // the first sync lists the servers
+			}
+			if tc.eligible {
+				waitAnnounced(t, n, in, 3, sim)
+			} else if got := n.sync(t, in); len(got) != 0 {
+				t.Fatalf("%s announces %v without a cloud server", tc.node, got)
+			}
+			if d := sim.Count("GET", "/servers") - lists; d != 1 {
+				t.Errorf("%d lists of the servers, want 1", d)
+			}
+			if len(reports) != 1 || reports[0].Eligible != tc.eligible || !strings.Contains(reports[0].Message, tc.why) {
+				t.Errorf("reports %+v, want one, eligible %v, saying %q", reports, tc.eligible, tc.why)
+			}
+		})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	heraldv1alpha1 "github.com/herald-lb/herald/api/v1alpha1"
 	"github.com/herald-lb/herald/internal/announce"
 	"github.com/herald-lb/herald/internal/cloud"
 )
@@ -29,8 +30,10 @@ type worker struct {
 
 	mu       sync.Mutex
 	services []announce.Announcement
-	placed   bool   // the last check found or put the IP on this server
-	lastErr  string // the last failure reported, once per reason
+	placed   bool // the last check found or put the IP on this server
+	since    time.Time
+	move     *heraldv1alpha1.FloatingIPMove // the assignment this worker made
+	lastErr  string                         // the last failure reported, once per reason
 	owner    *cloud.Owner
 }
 
@@ -52,6 +55,14 @@ func (w *worker) inPlace() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.placed
+}
+
+// placement is where the IP is, when the last check found or put it on
+// this node's server.
+func (w *worker) placement() (placement, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return placement{since: w.since, move: w.move}, w.placed
 }
 
 // stop ends the worker; with release it also gives up the lease, so the
@@ -149,6 +160,15 @@ func (w *worker) check(ctx context.Context) {
 	w.mu.Lock()
 	changed := placed != w.placed
 	w.placed, w.lastErr = placed, ""
+	if changed && placed {
+		// Whole seconds: the status object keeps no more, and an equal
+		// value costs no write.
+		w.since = time.Now().Truncate(time.Second)
+	}
+	if res.Outcome == cloud.Assigned {
+		w.move = &heraldv1alpha1.FloatingIPMove{FromServer: res.Previous,
+			Duration: res.Duration.Round(time.Millisecond).String(), Requests: res.Attempts}
+	}
 	services := w.services
 	w.mu.Unlock()
 	switch res.Outcome {

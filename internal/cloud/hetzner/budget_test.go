@@ -1,8 +1,9 @@
 package hetzner_test
 
 import (
-	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -76,33 +77,23 @@ func TestBudgetExhausted(t *testing.T) {
 	t.Logf("in place after %v", time.Since(start))
 }
 
-func TestServerID(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		node     cloud.Node
-		want     string
-		requests int
-		eligible bool
-	}{
-		{"providerID", cloud.Node{Name: "node-b", ProviderID: "hcloud://2"}, "2", 0, true},
-		{"providerID wins over the name", cloud.Node{Name: "node-b", ProviderID: "hcloud://3"}, "3", 0, true},
-		{"by name", cloud.Node{Name: "node-b"}, "2", 1, true},
-		{"no server of that name", cloud.Node{Name: "node-x"}, "", 1, false},
-		{"Robot dedicated server", cloud.Node{Name: "node-b", ProviderID: "hcloud://bm-2"}, "", 0, false},
-		{"another cloud", cloud.Node{Name: "node-b", ProviderID: "kind://docker/kind/node-b"}, "", 0, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, hcloudsim.Options{})
-			got, err := e.prov.ServerID(testContext(t), tc.node)
-			if tc.eligible && (err != nil || got != tc.want) {
-				t.Errorf("ServerID = %q, %v; want %q", got, err, tc.want)
-			}
-			if !tc.eligible && (!errors.Is(err, cloud.ErrNotEligible) || cloud.Classify(err) != cloud.Permanent) {
-				t.Errorf("ServerID = %q, %v; want not eligible, permanent", got, err)
-			}
-			if n := len(e.sim.Requests()); n != tc.requests {
-				t.Errorf("%d requests, want %d", n, tc.requests)
-			}
-		})
+// TestServers lists every page: 120 servers take 3 requests of 50.
+func TestServers(t *testing.T) {
+	e := newEnv(t, hcloudsim.Options{})
+	want := []cloud.Server{{ID: "1", Name: "node-a"}, {ID: "2", Name: "node-b"}, {ID: "3", Name: "node-c"}}
+	for i := int64(4); i <= 120; i++ {
+		name := fmt.Sprintf("node-%d", i)
+		e.sim.AddServer(i, name)
+		want = append(want, cloud.Server{ID: strconv.FormatInt(i, 10), Name: name})
+	}
+	got, err := e.prov.Servers(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Servers = %d servers, want %d: %v", len(got), len(want), got)
+	}
+	if n := len(e.sim.Requests()); n != 3 {
+		t.Errorf("%d requests, want 3", n)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
@@ -108,23 +107,51 @@ func (p *Provider) FloatingIP(ctx context.Context, id string) (cloud.FloatingIP,
 	return convert(op, fip)
 }
 
-// FloatingIPs implements cloud.Provider, a page of 50 per request.
+// FloatingIPs implements cloud.Provider.
 func (p *Provider) FloatingIPs(ctx context.Context) ([]cloud.FloatingIP, error) {
-	var out []cloud.FloatingIP
+	fips, err := listAll(ctx, p, "list floating IPs", func(ctx context.Context, o hcloud.ListOpts) ([]*hcloud.FloatingIP, *hcloud.Response, error) {
+		return p.client.FloatingIP.List(ctx, hcloud.FloatingIPListOpts{ListOpts: o})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cloud.FloatingIP, 0, len(fips))
+	for _, fip := range fips {
+		f, err := convert("list floating IPs", fip)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// Servers implements cloud.Provider.
+func (p *Provider) Servers(ctx context.Context) ([]cloud.Server, error) {
+	servers, err := listAll(ctx, p, "list servers", func(ctx context.Context, o hcloud.ListOpts) ([]*hcloud.Server, *hcloud.Response, error) {
+		return p.client.Server.List(ctx, hcloud.ServerListOpts{ListOpts: o})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cloud.Server, 0, len(servers))
+	for _, s := range servers {
+		out = append(out, cloud.Server{ID: strconv.FormatInt(s.ID, 10), Name: s.Name})
+	}
+	return out, nil
+}
+
+// listAll reads every page of a list, 50 items per request (the API's
+// maximum), each answer's rate-limit headers passed to the budget.
+func listAll[T any](ctx context.Context, p *Provider, op string, list func(context.Context, hcloud.ListOpts) ([]T, *hcloud.Response, error)) ([]T, error) {
+	var out []T
 	for page := 1; page > 0; {
-		op := fmt.Sprintf("list floating IPs, page %d", page)
-		fips, resp, err := p.client.FloatingIP.List(ctx, hcloud.FloatingIPListOpts{ListOpts: hcloud.ListOpts{Page: page, PerPage: 50}})
+		items, resp, err := list(ctx, hcloud.ListOpts{Page: page, PerPage: 50})
 		p.observe(resp)
 		if err != nil {
-			return nil, apiError(op, resp, err)
+			return nil, apiError(fmt.Sprintf("%s, page %d", op, page), resp, err)
 		}
-		for _, fip := range fips {
-			f, err := convert(op, fip)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, f)
-		}
+		out = append(out, items...)
 		page = 0
 		if resp != nil && resp.Meta.Pagination != nil {
 			page = resp.Meta.Pagination.NextPage
@@ -186,31 +213,6 @@ func (p *Provider) Assign(ctx context.Context, id, server string) error {
 		return apiError(fmt.Sprintf("%s: action %d", op, action.ID), nil, err)
 	}
 	return nil
-}
-
-// ServerID implements cloud.Provider: the ID in an hcloud:// providerID,
-// else the ID of the server named like the node. Robot (dedicated) servers,
-// hcloud://bm-<id>, cannot hold floating IPs.
-func (p *Provider) ServerID(ctx context.Context, node cloud.Node) (string, error) {
-	if node.ProviderID != "" {
-		id, ok := strings.CutPrefix(node.ProviderID, ProviderIDPrefix)
-		if !ok {
-			return "", fmt.Errorf("node %s: providerID %q is not a Hetzner Cloud server: %w", node.Name, node.ProviderID, cloud.ErrNotEligible)
-		}
-		if _, err := strconv.ParseInt(id, 10, 64); err != nil {
-			return "", fmt.Errorf("node %s: providerID %q: not a cloud server ID: %w", node.Name, node.ProviderID, cloud.ErrNotEligible)
-		}
-		return id, nil
-	}
-	server, resp, err := p.client.Server.GetByName(ctx, node.Name)
-	p.observe(resp)
-	if err != nil {
-		return "", apiError("get server named "+node.Name, resp, err)
-	}
-	if server == nil {
-		return "", fmt.Errorf("node %s: no providerID and no server of that name: %w", node.Name, cloud.ErrNotEligible)
-	}
-	return strconv.FormatInt(server.ID, 10), nil
 }
 
 // observe passes an answer's rate-limit headers, which hcloud-go parses

@@ -77,7 +77,7 @@ func (s *Sim) listFloatingIPs(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, listBody("floating_ips", out))
+	writeJSON(w, http.StatusOK, listBody(r, "floating_ips", out))
 }
 
 // assign serves assign and unassign: both are actions on the floating IP.
@@ -178,7 +178,7 @@ func (s *Sim) listActions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, listBody("actions", out))
+	writeJSON(w, http.StatusOK, listBody(r, "actions", out))
 }
 
 func (s *Sim) getServer(w http.ResponseWriter, r *http.Request) {
@@ -200,7 +200,7 @@ func (s *Sim) listServers(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, listBody("servers", out))
+	writeJSON(w, http.StatusOK, listBody(r, "servers", out))
 }
 
 // serverJSON is a server as the API shows it; s.mu is held.
@@ -250,13 +250,29 @@ func (a *action) json() map[string]any {
 }
 
 // listBody is a list answer with Hetzner's pagination meta: one page.
-func listBody(key string, items []any) map[string]any {
-	if items == nil {
-		items = []any{}
+// listBody is one page of a list, as the API pages it: ?page= and
+// ?per_page= (25 by default, at most 50).
+func listBody(r *http.Request, key string, items []any) map[string]any {
+	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	per, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
+	page = max(page, 1)
+	if per <= 0 {
+		per = 25
 	}
-	return map[string]any{key: items, "meta": map[string]any{"pagination": map[string]any{
-		"page": 1, "per_page": 25, "previous_page": nil, "next_page": nil,
-		"last_page": 1, "total_entries": len(items),
+	per = min(per, 50)
+	last := max((len(items)+per-1)/per, 1)
+	from, to := min((page-1)*per, len(items)), min(page*per, len(items))
+	out := append([]any{}, items[from:to]...)
+	var prev, next any
+	if page > 1 {
+		prev = page - 1
+	}
+	if page < last {
+		next = page + 1
+	}
+	return map[string]any{key: out, "meta": map[string]any{"pagination": map[string]any{
+		"page": page, "per_page": per, "previous_page": prev, "next_page": next,
+		"last_page": last, "total_entries": len(items),
 	}}}
 }
 
