@@ -2,6 +2,7 @@ package l2frame
 
 import (
 	"fmt"
+	"math"
 
 	"golang.org/x/net/bpf"
 )
@@ -53,7 +54,13 @@ func program(pktType bool, matches []Match) ([]bpf.Instruction, error) {
 		n += 1 + len(m.Values)
 	}
 	drop := n - 1
-	skip := func(from, to int) uint8 { return uint8(to - from - 1) }
+	// Classic BPF jumps are 8-bit: a longer one would wrap and land on
+	// another match's comparisons, keeping frames the matches refuse.
+	tooFar := false
+	skip := func(from, to int) uint8 {
+		tooFar = tooFar || to-from-1 > math.MaxUint8
+		return uint8(to - from - 1)
+	}
 
 	prog := make([]bpf.Instruction, 0, n)
 	if pktType {
@@ -76,6 +83,9 @@ func program(pktType bool, matches []Match) ([]bpf.Instruction, error) {
 		}
 	}
 	prog = append(prog, bpf.RetConstant{Val: keepLen}, bpf.RetConstant{Val: 0})
+	if tooFar {
+		return nil, fmt.Errorf("filter: %d instructions, too many for 8-bit jumps", n)
+	}
 	if len(prog) != n {
 		return nil, fmt.Errorf("filter: built %d instructions, planned %d", len(prog), n)
 	}

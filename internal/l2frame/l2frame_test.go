@@ -100,6 +100,16 @@ func TestFilterProgram(t *testing.T) {
 			t.Errorf("Filter(%+v) accepted", bad)
 		}
 	}
+	// Seen while writing FuzzFilter (its corpus holds the case,
+	// testdata/fuzz/FuzzFilter/long-value-lists): a jump past 255
+	// instructions wrapped, and an IPv4 frame passed a filter for ARP.
+	long := Match{Offset: 14, Size: 2}
+	for v := range 300 {
+		long.Values = append(long.Values, uint32(v))
+	}
+	if _, err := Filter(matches[0], long); err == nil {
+		t.Error("Filter accepted a program whose jumps do not fit 8 bits")
+	}
 }
 
 var (
