@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -24,18 +25,28 @@ func host(net, i int) string {
 	return fmt.Sprintf("127.%d.%d.%d", net, i/250, i%250+1)
 }
 
-// startCluster starts n members that join member 0, and waits until every
-// member lists all n. It fails, having stopped what it started, if a
-// member cannot start or the cluster does not converge within limit.
-func startCluster(ctx context.Context, profile string, n, net, port int, limit time.Duration) (*cluster, error) {
+// startCluster starts n members, and waits until every member lists all
+// n. Like speakers, which list every node of the cluster, each is given
+// the addresses of all the others as peers: membership joins a few of
+// them, and fits the fast profile's timers to their number (seedOnly:
+// only member 0's address, as this benchmark did at first). Members start
+// stagger apart. It fails,
+// having stopped what it started, if a member cannot start or the cluster
+// does not converge within limit.
+func startCluster(ctx context.Context, profile string, n, net, port int, seedOnly bool, stagger, limit time.Duration, log *slog.Logger) (*cluster, error) {
 	c := &cluster{alive: make([]bool, n)}
-	seed := host(net, 0)
+	addrs := make([]string, n)
+	for i := range n {
+		addrs[i] = host(net, i)
+	}
 	for i := range n {
 		name := fmt.Sprintf("node-%03d", i)
-		cfg := membership.Config{NodeName: name, BindAddr: host(net, i), BindPort: port, Profile: profile, JoinTimeout: time.Hour}
-		if i > 0 {
-			cfg.Peers = func() []string { return []string{seed} }
+		others := slices.Concat(addrs[:i], addrs[i+1:])
+		if seedOnly {
+			others = addrs[:min(i, 1)]
 		}
+		cfg := membership.Config{NodeName: name, BindAddr: addrs[i], BindPort: port, Profile: profile, JoinTimeout: time.Hour, Logger: log,
+			Peers: func() []string { return others }}
 		m, err := membership.New(cfg)
 		if err == nil {
 			err = m.Start(ctx)
@@ -45,6 +56,7 @@ func startCluster(ctx context.Context, profile string, n, net, port int, limit t
 			return nil, fmt.Errorf("member %d of %d: %w", i+1, n, err)
 		}
 		c.members, c.names, c.alive[i] = append(c.members, m), append(c.names, name), true
+		time.Sleep(stagger)
 	}
 	deadline := time.Now().Add(limit)
 	for {

@@ -31,6 +31,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +50,10 @@ type options struct {
 	runs          int
 	port          int
 	detectTimeout time.Duration
+	seedOnly      bool
+	cpuProfile    string
+	staggerFrom   int
+	stagger       time.Duration
 }
 
 func main() {
@@ -61,6 +66,10 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "killed members per profile and size")
 	flag.IntVar(&o.port, "port", 27948, "memberlist port of every member")
 	flag.DurationVar(&o.detectTimeout, "detect-timeout", 90*time.Second, "longest wait for a kill to be seen")
+	flag.IntVar(&o.staggerFrom, "stagger-from", 200, "from this cluster size on, start members -stagger apart instead of all at once")
+	flag.DurationVar(&o.stagger, "stagger", 100*time.Millisecond, "time between member starts in clusters of -stagger-from members or more")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.BoolVar(&o.seedOnly, "seed-only", false, "give members only member 0's address as peer, not every member's as a speaker has")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -75,8 +84,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "scalebench: want -runs at least 1 and below the smallest size minus 1, and a positive -window")
 		os.Exit(2)
 	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "scalebench: CPU profile: %v\n", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(context.Background(), o); err != nil {
 		slog.Error("scalebench failed", "err", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
@@ -126,31 +147,39 @@ func run(ctx context.Context, o options) error {
 // to stop the series; an error is a fault of the benchmark itself.
 func scenario(ctx context.Context, o options, sink *byteSink, profile string, n, net int) (*report.Result, string, error) {
 	name := fmt.Sprintf("%s, %d members", profile, n)
-	start := time.Now()
-	c, err := startCluster(ctx, profile, n, net, o.port, 30*time.Second+time.Duration(n)*200*time.Millisecond)
+	ev := &events{}
+	start, cpuStart, busyStart := time.Now(), processCPU(), machineBusy()
+	stagger := time.Duration(0)
+	if n >= o.staggerFrom {
+		stagger = o.stagger
+	}
+	c, err := startCluster(ctx, profile, n, net, o.port, o.seedOnly, stagger, 30*time.Second+time.Duration(n)*(200*time.Millisecond+stagger), ev.logger())
 	if err != nil {
-		return nil, fmt.Sprintf("%s: did not start (%v); larger %s clusters not tried.", name, err, profile), nil
+		e, secs := ev.snapshot(), time.Since(start).Seconds()
+		ours := (processCPU() - cpuStart).Seconds() / secs
+		return nil, fmt.Sprintf("%s: did not start (%v; meanwhile %.2f cores, %.2f cores of other load, %d failed probes, %d deaths declared, %d refutations); larger %s clusters not tried.",
+			name, err, ours, max(0, (machineBusy()-busyStart).Seconds()/secs-ours), e.probeFailed, e.timedOut, e.refuted, profile), nil
 	}
 	defer c.stop()
 	converged := time.Since(start)
+	joinCores := (processCPU() - cpuStart).Seconds() / converged.Seconds()
+	joinOthers := max(0, (machineBusy()-busyStart).Seconds()/converged.Seconds()-joinCores)
+	joinEv := ev.snapshot()
 	time.Sleep(o.settle)
 
-	cpu0, err := processCPU()
-	if err != nil {
-		return nil, "", fmt.Errorf("process CPU time: %w", err)
-	}
+	cpu0, busy0, sched0, ev0 := processCPU(), machineBusy(), readSchedLatency(), ev.snapshot()
 	before, t0 := sink.snapshot(), time.Now()
 	wctx, cancel := context.WithTimeout(ctx, o.window)
 	quiet := c.observe(wctx, "", t0)
 	cancel()
 	took := time.Since(t0)
 	d := sink.snapshot().minus(before)
-	cpu1, err := processCPU()
-	if err != nil {
-		return nil, "", fmt.Errorf("process CPU time: %w", err)
-	}
+	qev := ev.snapshot().minus(ev0)
+	schedP99, schedP9999, schedMax := readSchedLatency().since(sched0)
+	cpu1, busy1 := processCPU(), machineBusy()
 	secs := took.Seconds()
 	cores := (cpu1 - cpu0).Seconds() / secs
+	others := max(0, (busy1-busy0).Seconds()/secs-cores)
 	total := float64(d.udpSent+d.tcpSent) / secs
 	lost := 0.0
 	if d.udpSent > 0 {
@@ -184,16 +213,30 @@ func scenario(ctx context.Context, o options, sink *byteSink, profile string, n,
 	}
 	fs, as := report.Summarize(first), report.Summarize(all)
 	res := &report.Result{Name: name, Metrics: []report.Metric{
+		{Name: "probe interval", Unit: "ms", Value: report.Millis(timing.Probe, 0)},
+		{Name: "gossip interval", Unit: "ms", Value: report.Millis(timing.Gossip, 0)},
+		{Name: "suspicion", Unit: "ms", Value: report.Millis(timing.SuspicionMin, 0)},
 		{Name: "converged", Unit: "s", Value: report.Round(converged.Seconds(), 1)},
+		{Name: "join: process CPU", Unit: "cores", Value: report.Round(joinCores, 2)},
+		{Name: "join: other load", Unit: "cores", Value: report.Round(joinOthers, 2)},
+		{Name: "join: failed probes", Unit: "count", Value: float64(joinEv.probeFailed)},
+		{Name: "join: deaths declared", Unit: "count", Value: float64(joinEv.timedOut)},
 		{Name: "per node", Unit: "KB/s", Value: report.Round(total/float64(n)/1000, 2)},
 		{Name: "total", Unit: "KB/s", Value: report.Round(total/1000, 1)},
 		{Name: "TCP share", Unit: "%", Value: report.Round(100*float64(d.tcpSent)/max(1, float64(d.udpSent+d.tcpSent)), 1)},
 		{Name: "UDP lost", Unit: "%", Value: report.Round(lost, 2)},
 		{Name: "CPU per node", Unit: "% of a core", Value: report.Round(100*cores/float64(n), 3)},
 		{Name: "process CPU", Unit: "cores", Value: report.Round(cores, 2)},
+		{Name: "other load", Unit: "cores", Value: report.Round(others, 2)},
 		{Name: "quiet: suspicions", Unit: "count", Value: float64(d.suspect)},
 		{Name: "quiet: dead declared", Unit: "count", Value: float64(d.dead)},
 		{Name: "quiet: live members dropped", Unit: "count", Value: float64(quiet.spurious)},
+		{Name: "quiet: failed probes", Unit: "count", Value: float64(qev.probeFailed)},
+		{Name: "quiet: refutations", Unit: "count", Value: float64(qev.refuted)},
+		{Name: "quiet: probes stretched", Unit: "count", Value: float64(d.degraded)},
+		{Name: "quiet: sched wait p99", Unit: "ms", Value: report.Millis(schedP99, 1)},
+		{Name: "quiet: sched wait p99.99", Unit: "ms", Value: report.Millis(schedP9999, 1)},
+		{Name: "quiet: sched wait max", Unit: "ms", Value: report.Millis(schedMax, 0)},
 		{Name: "kill, first, median", Unit: "ms", Value: report.Millis(fs.Median, 0)},
 		{Name: "kill, all, median", Unit: "ms", Value: report.Millis(as.Median, 0)},
 		{Name: "kill, all, max", Unit: "ms", Value: report.Millis(as.Max, 0)},
@@ -201,9 +244,10 @@ func scenario(ctx context.Context, o options, sink *byteSink, profile string, n,
 		{Name: "kill: not seen in time", Unit: "count", Value: float64(missed)},
 		{Name: "kill: live members dropped", Unit: "count", Value: float64(spurious)},
 	}}
-	fmt.Printf("%s: converged in %s; %.2f KB/s per node, %.1f KB/s total; CPU %.3f%% of a core per node (%.2f cores); quiet: %d suspicions, %d dead, %d dropped; kill all median %s max %s\n",
-		name, converged.Round(100*time.Millisecond), total/float64(n)/1000, total/1000, 100*cores/float64(n), cores,
-		d.suspect, d.dead, quiet.spurious, as.Median.Round(time.Millisecond), as.Max.Round(time.Millisecond))
+	fmt.Printf("%s: converged in %s (%.2f cores, %d failed probes, %d deaths); %.2f KB/s per node, %.1f KB/s total; CPU %.3f%% of a core per node (%.2f cores, %.2f others); "+
+		"quiet: %d failed probes, %d suspicions, %d dead, %d dropped, sched wait p99 %s max %s; kill all median %s max %s\n",
+		name, converged.Round(100*time.Millisecond), joinCores, joinEv.probeFailed, joinEv.timedOut, total/float64(n)/1000, total/1000, 100*cores/float64(n), cores, others,
+		qev.probeFailed, d.suspect, d.dead, quiet.spurious, schedP99, schedMax, as.Median.Round(time.Millisecond), as.Max.Round(time.Millisecond))
 	if cores > saturated*float64(runtime.NumCPU()) {
 		return res, fmt.Sprintf("%s: the quiet window used %.2f of %d cores; larger %s clusters not tried, as they would measure this machine's limits.",
 			name, cores, runtime.NumCPU(), profile), nil
@@ -226,6 +270,14 @@ func notes(o options) []string {
 			"which would move addresses.",
 		fmt.Sprintf("Kill: first/all = until the first survivor / every survivor dropped the victim; median and max over %d kills per scenario. "+
 			"expected typical = membership.ProfileTiming for n members (internal/membership/timing.go).", o.runs),
+		fmt.Sprintf("Timers: probe interval, gossip interval and suspicion (the minimum, once confirmed) are what internal/membership chose for n members "+
+			"(fast: the step of its curve, fastCurve in profile.go; each member is given all n addresses as peers, as a speaker is given every node). "+
+			"Join: from the first member's start until every member listed all n; members start at once below %d members, %s apart from %d on "+
+			"(all at once, the join's gossip, n² log n messages decoded in this one process, saturates 2 cores). "+
+			"Other load: the machine's busy CPU minus this process's, other programs on the same cores. "+
+			"Failed probes: probes that got no ack, direct, indirect or over TCP, and raised a suspicion; refutations: a member denied its own suspicion or death; "+
+			"probes stretched: Lifeguard's awareness lengthened a member's probe interval; sched wait: how long goroutines waited for a CPU "+
+			"(Go's /sched/latencies histogram, bucket lower bounds).", o.staggerFrom, o.stagger, o.staggerFrom),
 		"What one process on a few cores can and cannot say: traffic per node is set by the profile's timers and the member count, not by the machine, " +
 			"so it extrapolates to real nodes as long as UDP lost stays near 0. CPU per node here shares cores with n−1 other members: when the process " +
 			"nears the machine's cores, probes are answered late, suspicions and false positives rise and detection slows, and those figures describe " +

@@ -23,19 +23,20 @@ import (
 type byteSink struct {
 	udpSent, udpReceived, tcpSent atomic.Uint64
 	suspect, dead                 atomic.Uint64
+	degraded                      atomic.Uint64 // probes stretched by Lifeguard's awareness
 }
 
 // counters is a snapshot of byteSink.
 type counters struct {
-	udpSent, udpReceived, tcpSent, suspect, dead uint64
+	udpSent, udpReceived, tcpSent, suspect, dead, degraded uint64
 }
 
 func (s *byteSink) snapshot() counters {
-	return counters{s.udpSent.Load(), s.udpReceived.Load(), s.tcpSent.Load(), s.suspect.Load(), s.dead.Load()}
+	return counters{s.udpSent.Load(), s.udpReceived.Load(), s.tcpSent.Load(), s.suspect.Load(), s.dead.Load(), s.degraded.Load()}
 }
 
 func (c counters) minus(o counters) counters {
-	return counters{c.udpSent - o.udpSent, c.udpReceived - o.udpReceived, c.tcpSent - o.tcpSent, c.suspect - o.suspect, c.dead - o.dead}
+	return counters{c.udpSent - o.udpSent, c.udpReceived - o.udpReceived, c.tcpSent - o.tcpSent, c.suspect - o.suspect, c.dead - o.dead, c.degraded - o.degraded}
 }
 
 // install makes s go-metrics' global sink, the one memberlist reports to.
@@ -61,6 +62,8 @@ func (s *byteSink) IncrCounterWithLabels(key []string, val float32, _ []metrics.
 		c = &s.suspect
 	case "memberlist.msg.dead":
 		c = &s.dead
+	case "memberlist.degraded.probe":
+		c = &s.degraded
 	default:
 		return
 	}
@@ -72,11 +75,12 @@ func (*byteSink) EmitKey([]string, float32)                              {}
 func (*byteSink) AddSample([]string, float32)                            {}
 func (*byteSink) AddSampleWithLabels([]string, float32, []metrics.Label) {}
 
-// processCPU returns the CPU time, user and system, this process has used.
-func processCPU() (time.Duration, error) {
+// processCPU returns the CPU time, user and system, this process has used
+// (0 if the kernel will not say, which getrusage on itself never does).
+func processCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, err
+		return 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -80,7 +80,10 @@ type Config struct {
 	// join. It is called, from a goroutine of its own, at start and
 	// periodically after: every second while this member is alone, every
 	// 15 s otherwise, when addresses that are not members' are joined
-	// again (a partition heals that way). It may be nil.
+	// again (a partition heals that way). With the fast profile, their
+	// number (plus this member) is also the cluster size its timers are
+	// fitted to, if the live members are not more (see fastCurve). It
+	// may be nil.
 	Peers func() []string
 	// JoinTimeout is how long a member that has found no peer waits
 	// before it considers itself alone and Ready; 0 means
@@ -101,10 +104,18 @@ type Membership struct {
 
 	readyOnce sync.Once
 
-	mu      sync.Mutex
-	ml      *memberlist.Memberlist // nil before Start
-	stopped chan struct{}          // closed by Leave or Shutdown
-	stop    sync.Once
+	// life serializes Start, Leave, Shutdown and resize, which replaces
+	// the memberlist: none of them sees another half done.
+	life    sync.Mutex
+	started bool
+	step    int // fastCurve's step the memberlist runs with; 0 for lan
+
+	mu       sync.Mutex
+	ml       *memberlist.Memberlist // nil before Start and while resizing
+	resizing bool                   // Members serves frozen meanwhile
+	frozen   []string
+	stopped  chan struct{} // closed by Leave or Shutdown
+	stop     sync.Once
 
 	delegate delegate
 }
@@ -137,7 +148,7 @@ func New(cfg Config) (*Membership, error) {
 	if cfg.Profile == "" {
 		cfg.Profile = ProfileFast
 	}
-	if _, err := profileConfig(cfg.Profile); err != nil {
+	if _, err := profileConfig(cfg.Profile, 0); err != nil {
 		return nil, err
 	}
 	if cfg.Logger == nil {
@@ -153,57 +164,13 @@ func New(cfg Config) (*Membership, error) {
 	}, nil
 }
 
-// profileConfig returns memberlist's configuration for a profile, before
-// the per-member fields are set.
-func profileConfig(profile string) (*memberlist.Config, error) {
-	c := memberlist.DefaultLANConfig()
-	switch profile {
-	case ProfileLAN:
-		return c, nil
-	case ProfileFast:
-	default:
-		return nil, fmt.Errorf("membership: unknown profile %q (want %q or %q)", profile, ProfileFast, ProfileLAN)
-	}
-	// One probe every 100 ms; a LAN answers in well under a millisecond,
-	// so 50 ms before falling back to indirect probes leaves room for a
-	// busy scheduler without slowing detection.
-	c.ProbeInterval = 100 * time.Millisecond
-	c.ProbeTimeout = 50 * time.Millisecond
-	// SuspicionMult 2 makes memberlist expect no confirmations (it wants
-	// SuspicionMult-2 of them), so the suspicion timeout is the fixed
-	// 2 × max(1, log10 n) × 100 ms = 200 ms up to 10 members, rather than
-	// a timeout that starts SuspicionMaxTimeoutMult times higher and
-	// shrinks only as other members confirm. A live but suspected member
-	// refutes within a gossip round or two, far inside 200 ms.
-	c.SuspicionMult = 2
-	// Gossip fast so that a death (or a refutation) spreads in tens of
-	// milliseconds; 3 peers per round as stock.
-	c.GossipInterval = 30 * time.Millisecond
-	c.GossipNodes = 3
-	// Each message is sent to RetransmitMult × ceil(log10(n+1)) gossip
-	// targets. Stock 4, not less: with 3 a leave reached 3 of 4 peers in
-	// one round and the fourth, on a miss, fell back to failure detection
-	// (a 663 ms graceful leave in bench/membershipdetect). At 30 ms
-	// rounds the extra datagrams cost nothing.
-	c.RetransmitMult = 4
-	// Two members relay an indirect probe: a direct probe that fails
-	// because of the path, not the target, does not raise a suspicion.
-	c.IndirectChecks = 2
-	// Joining and push-pull use TCP; on a LAN, 2 s is ample, and a peer
-	// address that black-holes must not stall joining the others for long.
-	c.TCPTimeout = 2 * time.Second
-	// Full state exchange stays at the stock 30 s: it is anti-entropy
-	// only, detection does not depend on it.
-	return c, nil
-}
-
 // Start creates the memberlist and begins joining the peers, retrying in
 // the background, then returns. The member runs until ctx ends, when it
 // leaves gracefully (within a second), or until Leave or Shutdown.
 func (m *Membership) Start(ctx context.Context) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.ml != nil {
+	m.life.Lock()
+	defer m.life.Unlock()
+	if m.started {
 		return errors.New("membership: already started")
 	}
 	select {
@@ -211,33 +178,20 @@ func (m *Membership) Start(ctx context.Context) error {
 		return errors.New("membership: already stopped")
 	default:
 	}
-
-	c, err := profileConfig(m.cfg.Profile)
+	ml, err := m.create(m.step)
 	if err != nil {
 		return err
 	}
-	c.Name = m.cfg.NodeName
-	c.BindAddr = m.cfg.BindAddr
-	c.BindPort = m.cfg.BindPort
-	c.AdvertisePort = m.cfg.BindPort
-	c.SecretKey = m.cfg.SecretKey
-	c.Delegate = &m.delegate
-	c.Events = (*events)(m)
-	c.Alive = aliveFilter{}
-	c.Logger = log.New(logWriter{m.log}, "", 0)
-	ml, err := memberlist.Create(c)
-	if err != nil {
-		return fmt.Errorf("membership: start on %s: %w",
-			net.JoinHostPort(m.cfg.BindAddr, strconv.Itoa(m.cfg.BindPort)), err)
-	}
-	m.ml = ml
+	m.mu.Lock()
+	m.ml, m.started = ml, true
+	m.mu.Unlock()
 	m.log.Info("memberlist started", "addr", ml.LocalNode().Address(), "profile", m.cfg.Profile,
 		"encrypted", len(m.cfg.SecretKey) > 0)
 
 	alone := time.AfterFunc(m.cfg.JoinTimeout, func() {
 		m.markReady("no peer joined within the join timeout; alone")
 	})
-	go m.joinLoop(ml)
+	go m.joinLoop()
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -249,6 +203,27 @@ func (m *Membership) Start(ctx context.Context) error {
 		alone.Stop()
 	}()
 	return nil
+}
+
+// create creates and starts a memberlist with the timers of the profile's
+// step (see fastCurve).
+func (m *Membership) create(step int) (*memberlist.Memberlist, error) {
+	c := stepConfig(m.cfg.Profile, step)
+	c.Name = m.cfg.NodeName
+	c.BindAddr = m.cfg.BindAddr
+	c.BindPort = m.cfg.BindPort
+	c.AdvertisePort = m.cfg.BindPort
+	c.SecretKey = m.cfg.SecretKey
+	c.Delegate = &m.delegate
+	c.Events = (*events)(m)
+	c.Alive = aliveFilter{}
+	c.Logger = log.New(logWriter{m.log}, "", 0)
+	ml, err := memberlist.Create(c)
+	if err != nil {
+		return nil, fmt.Errorf("membership: start on %s: %w",
+			net.JoinHostPort(m.cfg.BindAddr, strconv.Itoa(m.cfg.BindPort)), err)
+	}
+	return ml, nil
 }
 
 // Ready is closed once this member has joined at least one peer (or a peer
@@ -264,8 +239,18 @@ func (m *Membership) Changes() <-chan struct{} { return m.changes }
 // A member under suspicion still counts until it is declared dead, so one
 // lost datagram does not move addresses. Before Start, and after Leave or
 // Shutdown, it returns nil: a member that is out must not elect itself.
+// While the memberlist is re-created for another cluster size (resize), it
+// returns the members as they were just before.
 func (m *Membership) Members() []string {
-	ml := m.memberlist()
+	if !m.running() {
+		return nil
+	}
+	m.mu.Lock()
+	ml, resizing, frozen := m.ml, m.resizing, m.frozen
+	m.mu.Unlock()
+	if resizing {
+		return slices.Clone(frozen)
+	}
 	if ml == nil {
 		return nil
 	}
@@ -286,6 +271,8 @@ func (m *Membership) Members() []string {
 // announcement to go out, then shuts down. It returns the announcement's
 // error, if any, after shutting down anyway.
 func (m *Membership) Leave(timeout time.Duration) error {
+	m.life.Lock()
+	defer m.life.Unlock()
 	ml := m.memberlist()
 	if ml == nil {
 		return nil
@@ -312,6 +299,8 @@ func (m *Membership) Leave(timeout time.Duration) error {
 // out in normal operation; Shutdown serves tests and benchmarks, which use
 // it to simulate a node dying.
 func (m *Membership) Shutdown() error {
+	m.life.Lock()
+	defer m.life.Unlock()
 	ml := m.memberlist()
 	if ml == nil {
 		return nil
@@ -327,16 +316,24 @@ func (m *Membership) Shutdown() error {
 	return err
 }
 
-// memberlist returns the running memberlist, or nil before Start and after
-// a stop.
+// memberlist returns the running memberlist, or nil before Start, after a
+// stop and while resizing.
 func (m *Membership) memberlist() *memberlist.Memberlist {
+	if !m.running() {
+		return nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.ml
+}
+
+// running reports whether neither Leave nor Shutdown was called.
+func (m *Membership) running() bool {
 	select {
 	case <-m.stopped:
-		return nil
+		return false
 	default:
-		return m.ml
+		return true
 	}
 }
 
@@ -352,78 +349,6 @@ func (m *Membership) notify() {
 	case m.changes <- struct{}{}:
 	default: // a notification is already pending; it covers this change
 	}
-}
-
-// joinLoop joins the peers that are not members: at once, then every
-// retryAlone while alone and every rejoinEvery otherwise.
-func (m *Membership) joinLoop(ml *memberlist.Memberlist) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	attempts := 0
-	for {
-		select {
-		case <-m.stopped:
-			return
-		case <-t.C:
-		}
-		attempts++
-		m.join(ml, attempts == 1)
-		if ml.NumMembers() > 1 {
-			t.Reset(rejoinEvery)
-		} else {
-			t.Reset(retryAlone)
-		}
-	}
-}
-
-// join calls Join on every peer address that is not a live member's.
-// Failures are expected (peers not yet started, nodes without a speaker),
-// so only the first round logs them above debug level.
-func (m *Membership) join(ml *memberlist.Memberlist, first bool) {
-	if m.cfg.Peers == nil {
-		return
-	}
-	known := map[string]bool{}
-	for _, n := range ml.Members() {
-		known[n.Address()] = true
-	}
-	var todo []string
-	for _, p := range m.cfg.Peers() {
-		addr, err := peerAddr(p, m.cfg.BindPort)
-		if err != nil {
-			m.log.Warn("ignoring peer address", "peer", p, "err", err)
-			continue
-		}
-		if !known[addr] && !slices.Contains(todo, addr) {
-			todo = append(todo, addr)
-		}
-	}
-	if len(todo) == 0 {
-		return
-	}
-	n, err := ml.Join(todo)
-	level := slog.LevelDebug
-	if first {
-		level = slog.LevelInfo
-	}
-	m.log.Log(context.Background(), level, "joined peers", "contacted", n, "tried", len(todo), "err", err)
-}
-
-// peerAddr returns p as host:port, with the default port when p has none
-// and IP addresses in canonical form, to compare with members' addresses.
-func peerAddr(p string, defaultPort int) (string, error) {
-	host, port, err := net.SplitHostPort(p)
-	if err != nil {
-		// No port: a host name, an IPv4 or a bare IPv6 address.
-		host, port = p, strconv.Itoa(defaultPort)
-	}
-	if host == "" {
-		return "", errors.New("empty host")
-	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		host = a.Unmap().String()
-	}
-	return net.JoinHostPort(host, port), nil
 }
 
 // events receives memberlist's notifications. memberlist calls it with its
@@ -502,9 +427,11 @@ func (m *Membership) SetDataPlane(up bool) error {
 // Rejoin tries the peers at once, for a node whose link has just come back:
 // it must hear of the others before it claims addresses again.
 func (m *Membership) Rejoin() {
-	if ml := m.memberlist(); ml != nil {
-		go m.join(ml, false)
+	ml := m.memberlist()
+	if ml == nil || m.cfg.Peers == nil {
+		return
 	}
+	go func() { _ = m.join(ml, m.cfg.Peers(), false) }()
 }
 
 // logWriter turns memberlist's "[LEVEL] memberlist: message" lines into

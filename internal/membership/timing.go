@@ -60,7 +60,7 @@ func ProfileTiming(profile string, members int) (Timing, error) {
 	if members < 2 {
 		return Timing{}, fmt.Errorf("membership: timing needs at least 2 members, got %d", members)
 	}
-	c, err := profileConfig(profile)
+	c, err := profileConfig(profile, members)
 	if err != nil {
 		return Timing{}, err
 	}

@@ -26,7 +26,12 @@ func TestProfileTiming(t *testing.T) {
 		{ProfileFast, 2, 200 * ms, 200 * ms, 100*ms + 100*ms + 200*ms + 30*ms, 50*ms + 100*ms + 200*ms + 15*ms},
 		{ProfileFast, 3, 200 * ms, 200 * ms, 300*ms + 100*ms + 200*ms + 30*ms, 66*ms + 100*ms + 200*ms + 15*ms},
 		{ProfileFast, 10, 200 * ms, 200 * ms, 1700*ms + 100*ms + 200*ms + 30*ms, 90*ms + 100*ms + 200*ms + 15*ms},
-		{ProfileFast, 100, 400 * ms, 400 * ms, 19700*ms + 100*ms + 400*ms + 30*ms, 99*ms + 100*ms + 400*ms + 15*ms},
+		// Past 32 members (fastCurve), one confirmation is expected: the
+		// suspicion lasts 3 × log10 n probe intervals once confirmed, six
+		// times that until then.
+		{ProfileFast, 100, 600 * ms, 3600 * ms, 19700*ms + 100*ms + 3600*ms + 80*ms, 99*ms + 100*ms + 600*ms + 40*ms},
+		// Past 512, 500 ms probes: 5.7 s typical at 1000 members.
+		{ProfileFast, 1000, 4500 * ms, 27000 * ms, 1997*500*ms + 500*ms + 27000*ms + 400*ms, 5699 * ms},
 	}
 	for _, tc := range tests {
 		got, err := ProfileTiming(tc.profile, tc.members)
@@ -47,10 +52,10 @@ func TestProfileTiming(t *testing.T) {
 }
 
 // The point of the fast profile: a hard death is noticed well within a
-// second, typically for any cluster size Herald targets, and even in the
-// worst probe schedule for small clusters.
+// second, typically up to 128 members (fastCurve), and even in the worst
+// probe schedule for small clusters.
 func TestFastProfileIsSubSecond(t *testing.T) {
-	for n := 2; n <= 100; n++ {
+	for n := 2; n <= 128; n++ {
 		tm, err := ProfileTiming(ProfileFast, n)
 		if err != nil {
 			t.Fatal(err)
