@@ -117,7 +117,7 @@ bench-cloud: build ## Hetzner floating IPs in the routed lab against the API sta
 	KUBEBUILDER_ASSETS="$$assets" $(GO) run ./bench/cloudbench $(CLOUDBENCH_FLAGS)
 
 .PHONY: bench-scale
-bench-scale: ## internal/membership at 10 to 200 members (up to 500 with SCALEBENCH_FLAGS=-sizes=...), fast and lan profiles, on loopback (~7 min): writes bench/results/scale.{json,md}
+bench-scale: ## internal/membership at 10, 50, 100, 250 and 500 members (as far as the machine holds), fast and lan profiles, on loopback (~15 min; on a shared machine run it under chrt -r 10 as root): writes bench/results/scale.{json,md}
 	$(GO) run ./bench/scalebench $(SCALEBENCH_FLAGS)
 
 # The image: bin/herald at /herald on an empty base, packed by hack/image (a

@@ -58,7 +58,7 @@ type options struct {
 
 func main() {
 	var o options
-	sizes := flag.String("sizes", "10,50,100,200", "cluster sizes, comma-separated, 2 to 500")
+	sizes := flag.String("sizes", "10,50,100,250,500", "cluster sizes, comma-separated, 2 to 500")
 	profiles := flag.String("profiles", "fast,lan", "membership profiles, comma-separated")
 	flag.StringVar(&o.out, "out", "bench/results", "directory for scale.json and scale.md")
 	flag.DurationVar(&o.window, "window", 15*time.Second, "quiet window: traffic, CPU and false positives")

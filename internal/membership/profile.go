@@ -28,12 +28,18 @@ type step struct {
 //     confirmed, and has seconds to refute instead of a few hundred
 //     milliseconds, in which a rumour may not go around a large cluster
 //     and back.
-//   - Past 128 members, each doubling lengthens the probe and gossip
-//     intervals, so that a cluster's traffic grows slower than its size.
+//   - The gossip interval lengthens from 33 members, the probe interval
+//     from 129: each member of an n-member cluster decodes what n others
+//     gossip, so a burst (n members joining at once, each message
+//     retransmitted 4 × log10 n times) grows with n² log n over the
+//     cluster; spreading it out keeps a busy member answering its probes
+//     in time, where the original timers saturated 2 cores with 100
+//     members and then declared live members dead by the thousand.
 //
-// Detection stays under a second up to 128 members. See
-// docs/reliability.md ("Membership at scale") and bench/results/scale.md
-// for the measurements behind each figure.
+// Typical detection stays under a second up to 128 members; it is 1.9 s
+// at 256 and 3.1 s at 512 (ProfileTiming). docs/reliability.md
+// ("Membership at scale") and bench/results/scale.md give the
+// measurements behind each step.
 var fastCurve = []step{
 	{upTo: 32, probe: 100 * time.Millisecond, probeTimeout: 50 * time.Millisecond, gossip: 30 * time.Millisecond, suspicionMult: 2},
 	{upTo: 64, probe: 100 * time.Millisecond, probeTimeout: 50 * time.Millisecond, gossip: 40 * time.Millisecond, suspicionMult: 3},
@@ -105,7 +111,8 @@ func fastConfig(s step) *memberlist.Config {
 	// 2 × max(1, log10 n) × 100 ms = 200 ms up to 10 members, rather than
 	// a timeout that starts SuspicionMaxTimeoutMult times higher and
 	// shrinks only as other members confirm. A live but suspected member
-	// refutes within a gossip round or two, far inside 200 ms.
+	// of a small cluster refutes within a gossip round or two, far inside
+	// 200 ms. Larger clusters expect a confirmation (fastCurve).
 	c.SuspicionMult = s.suspicionMult
 	// Gossip fast so that a death (or a refutation) spreads in tens of
 	// milliseconds; 3 peers per round as stock.
