@@ -199,7 +199,7 @@ func failoverReport(o options, r results) report.Report {
 			list(pick(s.runs, apiAction)), list(pick(s.runs, outage))))
 	}
 	rep.Notes = append(rep.Notes, "Hetzner publishes no figure for its own assign action time; add yours to the detection of your lease to estimate your failover.",
-		"p95 is not given: 10 runs per row. The median of an even count is the mean of the two middle runs.", machineNote(r))
+		fmt.Sprintf("p95 is not given: %d runs per row. The median of an even count is the mean of the two middle runs.", o.runs), machineNote(r))
 	return rep
 }
 
