@@ -67,7 +67,7 @@ func main() {
 	flag.IntVar(&o.port, "port", 27948, "memberlist port of every member")
 	flag.DurationVar(&o.detectTimeout, "detect-timeout", 90*time.Second, "longest wait for a kill to be seen")
 	flag.IntVar(&o.staggerFrom, "stagger-from", 200, "from this cluster size on, start members -stagger apart instead of all at once")
-	flag.DurationVar(&o.stagger, "stagger", 100*time.Millisecond, "time between member starts in clusters of -stagger-from members or more")
+	flag.DurationVar(&o.stagger, "stagger", 250*time.Millisecond, "time between member starts in clusters of -stagger-from members or more")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.BoolVar(&o.seedOnly, "seed-only", false, "give members only member 0's address as peer, not every member's as a speaker has")
 	flag.Parse()
@@ -101,6 +101,11 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// drain is how long a cluster that did not start is left to its timers
+// before the next is measured: at least the longest suspicion, 6 × 3 ×
+// log10 500 × 300 ms.
+const drain = 20 * time.Second
 
 // saturated is the share of the machine's cores above which a quiet window
 // is taken to measure the machine's limits rather than memberlist's.
@@ -157,8 +162,13 @@ func scenario(ctx context.Context, o options, sink *byteSink, profile string, n,
 	if err != nil {
 		e, secs := ev.snapshot(), time.Since(start).Seconds()
 		ours := (processCPU() - cpuStart).Seconds() / secs
+		others := max(0, (machineBusy()-busyStart).Seconds()/secs-ours)
+		// memberlist does not stop its suspicion timers on Shutdown: those
+		// of a cluster that never settled still fire, and count deaths in
+		// the process-wide counters, for up to 6 suspicion timeouts.
+		time.Sleep(drain)
 		return nil, fmt.Sprintf("%s: did not start (%v; meanwhile %.2f cores, %.2f cores of other load, %d failed probes, %d deaths declared, %d refutations); larger %s clusters not tried.",
-			name, err, ours, max(0, (machineBusy()-busyStart).Seconds()/secs-ours), e.probeFailed, e.timedOut, e.refuted, profile), nil
+			name, err, ours, others, e.probeFailed, e.timedOut, e.refuted, profile), nil
 	}
 	defer c.stop()
 	converged := time.Since(start)

@@ -173,6 +173,11 @@ func (m *Membership) resize(known int) {
 	}
 	m.step = next
 	if len(others) > 0 {
+		// Members is frozen until this returns: a few tries, not every
+		// member (a partition that began meanwhile could make each try
+		// wait for TCPTimeout); the join loop does the rest.
+		rand.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
+		others = others[:min(len(others), 3*joinBatch)]
 		if n, tried, err := joinSome(nl, others); n == 0 {
 			m.log.Warn("rejoining after resizing: no member answered; retrying", "tried", tried, "err", err)
 		}

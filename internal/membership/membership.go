@@ -7,8 +7,9 @@
 // The default "fast" profile detects a speaker that dies hard in a few
 // hundred milliseconds on a LAN instead of memberlist's stock 5 to 8
 // seconds; see timing.go for the arithmetic and bench/membershipdetect for
-// measurements. The package knows nothing of Kubernetes: the caller supplies
-// the addresses of the peers to join.
+// measurements. It fits its timers to the cluster's size by itself (see
+// fastCurve in profile.go, and bench/scalebench). The package knows nothing
+// of Kubernetes: the caller supplies the addresses of the peers to join.
 package membership
 
 import (
