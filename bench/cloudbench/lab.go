@@ -293,6 +293,12 @@ func (b *bench) allSettled(ctx context.Context, fips []fip) error {
 // with lease, then waits until owner has f back.
 func (b *bench) restartSpeakers(ctx context.Context, lease time.Duration, f fip, owner string) error {
 	b.log.Info("restarting every speaker", "lease", lease)
+	// Each speaker stopped hands the IP to a live one, which may be
+	// stopped in turn while its assign action runs: the action still ends,
+	// and would move the IP away from the restarted owner after it settled.
+	// With no action time every such move is over before the next stop.
+	// The caller sets the action time of its next runs.
+	b.sim.SetActionTime(0)
 	for _, n := range b.lab.Nodes() {
 		if err := b.lab.StopSpeaker(n.Name, 10*time.Second); err != nil {
 			return err
