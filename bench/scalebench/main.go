@@ -66,7 +66,7 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "killed members per profile and size")
 	flag.IntVar(&o.port, "port", 27948, "memberlist port of every member")
 	flag.DurationVar(&o.detectTimeout, "detect-timeout", 90*time.Second, "longest wait for a kill to be seen")
-	flag.IntVar(&o.staggerFrom, "stagger-from", 200, "from this cluster size on, start members -stagger apart instead of all at once")
+	flag.IntVar(&o.staggerFrom, "stagger-from", 100, "from this cluster size on, start members -stagger apart instead of all at once")
 	flag.DurationVar(&o.stagger, "stagger", 250*time.Millisecond, "time between member starts in clusters of -stagger-from members or more")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.BoolVar(&o.seedOnly, "seed-only", false, "give members only member 0's address as peer, not every member's as a speaker has")
