@@ -116,6 +116,11 @@ bench-cloud: build ## Hetzner floating IPs in the routed lab against the API sta
 	assets="$$(hack/testenv.sh)"; \
 	KUBEBUILDER_ASSETS="$$assets" $(GO) run ./bench/cloudbench $(CLOUDBENCH_FLAGS)
 
+.PHONY: bench-chaos
+bench-chaos: build ## the chaos suite at length in the lab: loss, jitter, partition, starved speaker, API server down, flapping link, rolling restart, controller leader killed, bad frames (root; ~2 h at the default 10 min per fault, CHAOSBENCH_FLAGS=-for 2m for ~45 min): writes bench/results/chaos.{json,md}
+	assets="$$(hack/testenv.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" $(GO) run ./bench/chaosbench $(CHAOSBENCH_FLAGS)
+
 .PHONY: bench-scale
 bench-scale: ## internal/membership at 10, 50, 100, 250 and 500 members (as far as the machine holds), fast and lan profiles, on loopback (~15 min; on a shared machine run it under chrt -r 10 as root): writes bench/results/scale.{json,md}
 	$(GO) run ./bench/scalebench $(SCALEBENCH_FLAGS)

@@ -133,7 +133,8 @@ type StoppedAPIServer struct {
 
 // StopAPIServer stops the lab's kube-apiserver with SIGTERM, as an upgrade
 // or a crash of the control plane would take it away, and waits for it to
-// exit (SIGKILL after grace). etcd keeps running.
+// exit; after grace it kills it, and returns the stopped server with an
+// error saying so. etcd keeps running.
 func (l *Lab) StopAPIServer(grace time.Duration) (*StoppedAPIServer, error) {
 	pid, argv, err := l.findAPIServer()
 	if err != nil {
@@ -150,7 +151,10 @@ func (l *Lab) StopAPIServer(grace time.Duration) (*StoppedAPIServer, error) {
 	for processAlive(pid) {
 		if time.Now().After(deadline) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
-			return nil, fmt.Errorf("kube-apiserver (pid %d) did not exit within %s of SIGTERM; killed", pid, grace)
+			for processAlive(pid) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			return &StoppedAPIServer{l: l, argv: argv}, fmt.Errorf("kube-apiserver (pid %d) did not exit within %s of SIGTERM; killed", pid, grace)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
