@@ -49,9 +49,11 @@ func (s *speaker) inputs(ctx context.Context, cfg *config.Config) (announce.Inpu
 		}
 	}
 	if s.ml != nil {
-		for _, m := range s.ml.Members() {
+		members := s.ml.Members()
+		for _, m := range members {
 			in.Live[m] = true
 		}
+		s.membersGauge.Set(float64(len(members)))
 	}
 	var slices discoveryv1.EndpointSliceList
 	if err := s.client.List(ctx, &slices); err != nil {

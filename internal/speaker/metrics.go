@@ -15,6 +15,14 @@ func newKeyUnavailable(reg prometheus.Registerer) prometheus.Gauge {
 	return g
 }
 
+// newMembers is how many members this speaker sees alive, set at each sync.
+func newMembers(reg prometheus.Registerer) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_speaker_memberlist_members",
+		Help: "Members this speaker sees alive in the memberlist at its last sync, itself included; 0 before it has joined. Speakers that disagree elect differently."})
+	reg.MustRegister(g)
+	return g
+}
+
 // announcedGauge is metallb_speaker_announced, kept by the announce loop.
 func announcedGauge(reg prometheus.Registerer) *prometheus.GaugeVec {
 	g := announce.NewAnnouncedGauge()

@@ -141,7 +141,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	s := &speaker{
 		opts: opts, client: mgr.GetClient(), reader: mgr.GetAPIReader(),
 		recorder: mgr.GetEventRecorder("metallb-speaker"),
-		log:      opts.Log, keyGauge: newKeyUnavailable(reg),
+		log:      opts.Log, keyGauge: newKeyUnavailable(reg), membersGauge: newMembers(reg),
 		kick: make(chan struct{}, 1),
 	}
 	// BGP password Secrets are read by name, each through a watch that
@@ -258,8 +258,10 @@ type speaker struct {
 	recorder events.EventRecorder
 	log      logr.Logger
 	keyGauge prometheus.Gauge
-	loop     *announce.Loop
-	state    *configstate.Writer
+	// membersGauge is herald_speaker_memberlist_members.
+	membersGauge prometheus.Gauge
+	loop         *announce.Loop
+	state        *configstate.Writer
 	// cloudReader reads CloudAdvertisements: the cache when their CRD is
 	// served at start, else the API server.
 	cloudReader client.Reader

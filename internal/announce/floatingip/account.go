@@ -53,6 +53,13 @@ func (a *Announcer) account(ctx context.Context, ad *config.CloudAdvertisement) 
 		return nil, err
 	}
 	acct := &account{key: k, token: token, provider: p, budget: budget}
+	if prev := a.accounts[k]; prev != nil {
+		// A new token for the same project: what is known of its floating
+		// IPs stays, and the owners' next checks try the token.
+		prev.mu.Lock()
+		acct.fips, acct.listed = prev.fips, prev.listed
+		prev.mu.Unlock()
+	}
 	a.accounts[k] = acct
 	return acct, nil
 }

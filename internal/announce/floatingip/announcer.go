@@ -207,7 +207,7 @@ func (a *Announcer) Announce(ctx context.Context, d announce.Desired) (announce.
 		}
 		fip, err := acct.holding(ctx, o.Addrs[0], a.opts.ListEvery)
 		if err != nil {
-			a.problem(o.Service, fmt.Sprintf("no floating IP of the project holds %s: %v", o.Addrs[0], err))
+			a.problem(o.Service, fmt.Sprintf("no floating IP of the project holds %s: %v; it stays where it is", o.Addrs[0], err))
 			continue
 		}
 		k := workerKey{account: acct.key, id: fip.ID, server: server}
@@ -243,6 +243,9 @@ func (a *Announcer) apply(want map[workerKey][]announce.Announcement, prefixes m
 		if w == nil {
 			w = a.startWorker(k, a.accounts[k.account])
 			a.workers[k] = w
+		} else if acct := a.accounts[k.account]; acct != w.given {
+			w.given = acct
+			w.rotate(acct)
 		}
 		w.setServices(owned)
 		p, ok := w.placement()

@@ -53,6 +53,9 @@ type node struct {
 	cancel  context.CancelFunc
 	sim     *hcloudsim.Sim
 	arbiter cloud.Arbiter
+
+	mu    sync.Mutex
+	token string // what the token Secret holds
 }
 
 // opts are the node's options against the stand-in, with report as its
@@ -64,7 +67,9 @@ func (n *node) opts(report func(floatingip.NodeReport)) floatingip.Options {
 			if secret != "hcloud" || key != "token" {
 				return "", errors.New("no such Secret")
 			}
-			return token, nil
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			return n.token, nil
 		},
 		NewProvider: func(provider, tok string, budget *cloud.Budget) (cloud.Provider, error) {
 			return hetzner.New(hetzner.Options{Token: tok, Endpoint: n.sim.Endpoint(), PollInterval: 20 * time.Millisecond, Budget: budget})
@@ -80,7 +85,7 @@ func newNode(t *testing.T, sim *hcloudsim.Sim, name string, arbiter cloud.Arbite
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ev := &events{}
-	n := &node{name: name, events: ev, cancel: cancel, sim: sim, arbiter: arbiter}
+	n := &node{name: name, events: ev, cancel: cancel, sim: sim, arbiter: arbiter, token: token}
 	n.a = floatingip.New(ctx, n.opts(nil))
 	t.Cleanup(func() { n.a.Shutdown(context.Background()); cancel() })
 	return n
@@ -259,5 +264,43 @@ func TestServerByName(t *testing.T) {
 				t.Errorf("reports %+v, want one, eligible %v, saying %q", reports, tc.eligible, tc.why)
 			}
 		})
+	}
+}
+
+// TestTokenRotated: a token put into the Secret is used by the next sync's
+// check at once; a wrong one is reported once, as permanent, and not
+// retried in a loop: the IP stays where it is.
+func TestTokenRotated(t *testing.T) {
+	sim := hcloudsim.New(hcloudsim.Options{ActionTime: 20 * time.Millisecond})
+	t.Cleanup(sim.Close)
+	sim.AddServer(1, "n1")
+	sim.AddFloatingIP(7, "web", "203.0.113.10", 0)
+	n := newNode(t, sim, "n1", &cloud.MemoryArbiter{Duration: time.Second, HoldDown: 500 * time.Millisecond})
+	in := inputs("n1")
+	waitAnnounced(t, n, in, 1, sim)
+
+	n.mu.Lock()
+	n.token = "revoked"
+	n.mu.Unlock()
+	before := len(sim.Requests())
+	deadline := time.Now().Add(3 * time.Second)
+	for n.events.find("FloatingIPFailed") == "" && time.Now().Before(deadline) {
+		n.sync(t, in)
+		time.Sleep(20 * time.Millisecond)
+	}
+	ev := n.events.find("FloatingIPFailed")
+	if !strings.Contains(ev, "unauthorized") || !strings.Contains(ev, "permanent") {
+		t.Fatalf("Event %q, want the wrong token reported as permanent (unauthorized)", ev)
+	}
+	// Two more seconds of syncs: no request loop, and the IP stays.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		n.sync(t, in)
+		if a := sim.Assignment(7); a != 1 {
+			t.Fatalf("the floating IP moved to server %d with a wrong token", a)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := len(sim.Requests()) - before; d > 2 {
+		t.Errorf("%d requests with the wrong token, want 1 (no retry of a permanent error)", d)
 	}
 }

@@ -27,6 +27,10 @@ type worker struct {
 	acct   *account
 	cancel context.CancelFunc
 	done   chan struct{}
+	// rotated passes a new token's account to run; given is the last one
+	// passed (the Announcer's lock held).
+	rotated chan *account
+	given   *account
 
 	mu       sync.Mutex
 	services []announce.Announcement
@@ -40,7 +44,7 @@ type worker struct {
 // startWorker starts the worker of k; the caller holds a.mu.
 func (a *Announcer) startWorker(k workerKey, acct *account) *worker {
 	ctx, cancel := context.WithCancel(a.ctx)
-	w := &worker{a: a, key: k, acct: acct, cancel: cancel, done: make(chan struct{})}
+	w := &worker{a: a, key: k, acct: acct, cancel: cancel, done: make(chan struct{}), rotated: make(chan *account, 1), given: acct}
 	go w.run(ctx)
 	return w
 }
@@ -81,18 +85,21 @@ func (w *worker) stop(release bool) {
 	}
 }
 
+// retryMax caps the wait before retrying a failed check, after the check's
+// own attempts (cloud.Backoff) have failed. The waits start at two leases
+// (the time scale of a failover) and double, so that a long API outage
+// costs a few requests an hour while the IP stays where it is.
+const retryMax = 5 * time.Minute
+
 func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
-	owner, err := cloud.NewOwner(cloud.OwnerConfig{
-		Provider: w.acct.provider, Arbiter: w.a.opts.Arbiter, Budget: w.acct.budget,
-		Node: w.a.opts.Node, Server: w.key.server, Logger: slogger(w.a.opts.Log), HoldDown: w.a.opts.HoldDown,
-	})
-	if err != nil {
+	if err := w.newOwner(w.acct); err != nil {
 		w.fail(err)
 		return
 	}
-	w.owner = owner
 	next := time.Now()
+	var retryAt time.Time // no check before, after a failed one
+	failures := 0
 	// The lease is renewed three times per lease between the cloud checks,
 	// which are spaced for the API's budget; a lease costs the API server,
 	// not the cloud.
@@ -100,24 +107,73 @@ func (w *worker) run(ctx context.Context) {
 	defer renew.Stop()
 	for {
 		if !time.Now().Before(next) {
-			w.check(ctx)
+			err := w.check(ctx)
 			next = time.Now().Add(w.interval())
+			switch {
+			case err == nil:
+				failures, retryAt = 0, time.Time{}
+			case cloud.Classify(err) == cloud.Permanent:
+				// The operator must act (a token, a deleted IP): not
+				// before the next regular check, or a new token.
+				retryAt = next
+			default:
+				failures++
+				retryAt = time.Now().Add(cloud.Backoff{Base: 2 * w.a.opts.LeaseDuration, Max: retryMax}.Delay(failures - 1))
+				if retryAt.Before(next) {
+					next = retryAt
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case acct := <-w.rotated:
+			// The token changed: the next check uses it, now, so that a
+			// wrong one is reported when it is put in, not hours later.
+			if err := w.newOwner(acct); err != nil {
+				w.fail(err)
+				continue
+			}
+			failures, retryAt, next = 0, time.Time{}, time.Now()
 		case <-renew.C:
 			// Between checks only the lease. A change makes the next check
 			// now: the lease lost (another node took it while this one was
 			// cut off), or won while the IP is not here (the last owner's
-			// lease has expired: this is the failover).
+			// lease has expired: this is the failover). After a failed
+			// check, not before its retry is due.
 			ok, err := w.a.opts.Arbiter.Acquire(ctx, w.key.id, w.a.opts.Node)
-			if err == nil && ok != w.inPlace() {
+			if err == nil && ok != w.inPlace() && !time.Now().Before(retryAt) {
 				next = time.Now()
 			}
 		case <-time.After(time.Until(next)):
 		}
 	}
+}
+
+// newOwner makes the worker's cloud.Owner for acct's client; run's
+// goroutine only. Leases and their hold-down live in the Arbiter, so a new
+// Owner forgets nothing that keeps nodes from fighting.
+func (w *worker) newOwner(acct *account) error {
+	owner, err := cloud.NewOwner(cloud.OwnerConfig{
+		Provider: acct.provider, Arbiter: w.a.opts.Arbiter, Budget: acct.budget,
+		Node: w.a.opts.Node, Server: w.key.server, Logger: slogger(w.a.opts.Log), HoldDown: w.a.opts.HoldDown,
+	})
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.owner, w.acct = owner, acct
+	w.mu.Unlock()
+	return nil
+}
+
+// rotate hands the worker its project's client for a new token.
+func (w *worker) rotate(acct *account) {
+	select {
+	case <-w.rotated: // an older one not taken yet
+	default:
+	}
+	w.rotated <- acct
 }
 
 // interval spaces the checks so that all of this node's IPs together stay
@@ -132,11 +188,11 @@ func (w *worker) interval() time.Duration {
 	return w.acct.budget.CheckInterval(max(n, 1))
 }
 
-// check is one Reconcile, reported.
-func (w *worker) check(ctx context.Context) {
+// check is one Reconcile, reported; its error, if it failed.
+func (w *worker) check(ctx context.Context) error {
 	res, err := w.owner.Reconcile(ctx, w.key.id)
 	if ctx.Err() != nil {
-		return
+		return nil
 	}
 	m := w.a.metrics
 	if rl, ok := w.acct.budget.Last(); ok {
@@ -145,7 +201,7 @@ func (w *worker) check(ctx context.Context) {
 	if err != nil {
 		m.checks.WithLabelValues(w.key.account.provider, "Error", cloud.ErrorCode(err)).Inc()
 		w.fail(err)
-		return
+		return err
 	}
 	m.checks.WithLabelValues(w.key.account.provider, string(res.Outcome), "").Inc()
 	if res.Previous != w.key.server && res.Outcome != cloud.HeldElsewhere {
@@ -191,6 +247,7 @@ func (w *worker) check(ctx context.Context) {
 	if changed {
 		w.a.opts.Resync()
 	}
+	return nil
 }
 
 // fail reports a failed check once per reason: permanent errors (the token,

@@ -175,6 +175,13 @@ func (s *Sim) Inject(f Fault) {
 	s.faults = append(s.faults, &f)
 }
 
+// ClearFaults removes every injected fault: the API is well again.
+func (s *Sim) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
 // Requests returns the request log.
 func (s *Sim) Requests() []Request {
 	s.mu.Lock()
