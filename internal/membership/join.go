@@ -139,7 +139,7 @@ func (m *Membership) resize(known int) {
 	}
 	var others []string
 	for _, n := range ml.Members() {
-		if n.Name != m.cfg.NodeName && n.State == memberlist.StateAlive {
+		if n.Name != m.cfg.NodeName {
 			others = append(others, n.Address())
 		}
 	}

@@ -119,6 +119,13 @@ type Membership struct {
 	stop     sync.Once
 
 	delegate delegate
+
+	// down holds the members whose data plane is down, from their
+	// metadata as memberlist reports it to events, under its own lock:
+	// the nodes ml.Members() returns are memberlist's, and it rewrites
+	// their metadata while we would read it.
+	downMu sync.Mutex
+	down   map[string]bool
 }
 
 // New validates cfg and fills in its defaults. Nothing listens before Start.
@@ -162,6 +169,7 @@ func New(cfg Config) (*Membership, error) {
 		ready:   make(chan struct{}),
 		changes: make(chan struct{}, 1),
 		stopped: make(chan struct{}),
+		down:    map[string]bool{},
 	}, nil
 }
 
@@ -256,9 +264,11 @@ func (m *Membership) Members() []string {
 		return nil
 	}
 	nodes := ml.Members()
+	m.downMu.Lock()
+	defer m.downMu.Unlock()
 	names := make([]string, 0, len(nodes))
 	for _, n := range nodes {
-		if string(n.Meta) == metaDown {
+		if m.down[n.Name] {
 			continue
 		}
 		names = append(names, n.Name)
@@ -358,6 +368,7 @@ type events Membership
 
 func (e *events) NotifyJoin(n *memberlist.Node) {
 	m := (*Membership)(e)
+	m.setDown(n)
 	if n.Name != m.cfg.NodeName {
 		m.log.Info("member joined", "member", n.Name, "addr", n.Address())
 		m.markReady("joined a peer")
@@ -369,13 +380,29 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	m := (*Membership)(e)
 	// memberlist does not tell a graceful leave from a failure here.
 	m.log.Info("member left or failed", "member", n.Name, "addr", n.Address())
+	m.downMu.Lock()
+	delete(m.down, n.Name)
+	m.downMu.Unlock()
 	m.notify()
 }
 
 func (e *events) NotifyUpdate(n *memberlist.Node) {
 	m := (*Membership)(e)
 	m.log.Debug("member updated", "member", n.Name, "addr", n.Address())
+	m.setDown(n)
 	m.notify()
+}
+
+// setDown records whether n's data plane is down; memberlist calls events
+// with its lock held, so n's metadata is read safely here.
+func (m *Membership) setDown(n *memberlist.Node) {
+	m.downMu.Lock()
+	defer m.downMu.Unlock()
+	if string(n.Meta) == metaDown {
+		m.down[n.Name] = true
+	} else {
+		delete(m.down, n.Name)
+	}
 }
 
 // aliveFilter refuses peers that are not Herald speakers (see metaMarker).
