@@ -279,6 +279,22 @@ func (b *bench) settledOnce(ctx context.Context, f fip, want string) (string, st
 	return node, ""
 }
 
+// stable waits until f is settled on the same node twice, 5 s apart: the
+// first speaker up elects itself, and hands the IP over as the others join.
+func (b *bench) stable(ctx context.Context, f fip) (string, error) {
+	last := ""
+	for {
+		node, err := b.settled(ctx, f, "")
+		if err != nil || node == last {
+			return node, err
+		}
+		last = node
+		if err := sleep(ctx, 5*time.Second); err != nil {
+			return "", err
+		}
+	}
+}
+
 // allSettled waits until every floating IP of fips is settled.
 func (b *bench) allSettled(ctx context.Context, fips []fip) error {
 	for _, f := range fips {

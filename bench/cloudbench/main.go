@@ -143,7 +143,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	if err := b.createServices(ctx, b.fips[:1]); err != nil {
 		return err
 	}
-	owner, err := b.settled(ctx, first, "")
+	owner, err := b.stable(ctx, first)
 	if err != nil {
 		return err
 	}
