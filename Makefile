@@ -98,6 +98,11 @@ test-cluster: ## only the tests on real nodes (root): the chart as Pods, Layer 2
 	KUBEBUILDER_ASSETS="$$assets" HERALD_NODE_ASSETS="$$nodes" HERALD_REQUIRE_ENVTEST=1 HERALD_REQUIRE_NETNS=1 \
 		$(GO) test -count=1 -timeout 20m -v -run 'Cluster|Chart|Seed' ./internal/lab/ ./test/cluster/
 
+.PHONY: lab-cloud
+lab-cloud: build lab-build ## Hetzner Cloud floating IPs in a routed lab against an API stand-in: assign, curl from another subnet, a measured failover (root)
+	assets="$$(hack/testenv.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" bin/herald-lab lab-cloud --herald $(CURDIR)/bin/herald $(LAB_FLAGS)
+
 lab-down: lab-build ## remove whatever a killed `make lab` left behind (namespaces, processes, files)
 	bin/herald-lab lab-down
 

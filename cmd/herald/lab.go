@@ -32,6 +32,10 @@ func labCommands() map[string]command {
 			summary: "run Herald from its Helm chart as Pods on real Kubernetes nodes in the lab (root; make lab-cluster)",
 			run:     runLabCluster,
 		},
+		"lab-cloud": {
+			summary: "run Herald's cloud floating IPs against a Hetzner API stand-in in a routed lab, and show a failover (root; make lab-cloud)",
+			run:     runLabCloud,
+		},
 		"lab-down": {
 			summary: "remove what a killed `herald lab` left behind (namespaces, processes, files)",
 			run:     runLabDown,
@@ -40,7 +44,16 @@ func labCommands() map[string]command {
 }
 
 func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
+	return runDemo(ctx, "lab", lab.Demo, args, stdout, stderr)
+}
+
+func runLabCloud(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runDemo(ctx, "lab-cloud", lab.CloudDemo, args, stdout, stderr)
+}
+
+// runDemo parses a namespace lab demo's flags and runs it.
+func runDemo(ctx context.Context, name string, demo func(context.Context, lab.DemoOptions, io.Writer) error, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
 		assets = fs.String("assets", os.Getenv("KUBEBUILDER_ASSETS"), "folder with kube-apiserver, etcd and kubectl ($KUBEBUILDER_ASSETS; make lab sets it)")
@@ -69,7 +82,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// envtest logs through controller-runtime's global logger, and complains
 	// when none is set; the lab's own output is the demo's steps.
 	ctrllog.SetLogger(logr.Discard())
-	return lab.Demo(ctx, lab.DemoOptions{
+	return demo(ctx, lab.DemoOptions{
 		Options: lab.Options{Herald: *herald, Assets: *assets, CRDs: *crds, Nodes: *nodes, LogDir: *logs},
 		Hold:    *hold,
 	}, stdout)

@@ -33,6 +33,7 @@ import (
 	metallbv1beta2 "github.com/herald-lb/herald/api/v1beta2"
 	"github.com/herald-lb/herald/internal/cachescope"
 	"github.com/herald-lb/herald/internal/configstate"
+	"github.com/herald-lb/herald/internal/eventnote"
 	"github.com/herald-lb/herald/internal/lbclass"
 	"github.com/herald-lb/herald/internal/metricsauth"
 	"github.com/herald-lb/herald/internal/scheme"
@@ -153,7 +154,7 @@ func Setup(mgr manager.Manager, opts Options) error {
 	}
 	m := newMetrics(reg)
 	state := newAllocState()
-	recorder := mgr.GetEventRecorder("metallb-controller")
+	recorder := eventnote.Recorder(mgr.GetEventRecorder("metallb-controller"))
 
 	retryCh := make(chan event.TypedGenericEvent[*corev1.Service], 1024)
 	retry := func(keys []string) {

@@ -34,6 +34,7 @@ import (
 	"github.com/herald-lb/herald/internal/config"
 	"github.com/herald-lb/herald/internal/configsource"
 	"github.com/herald-lb/herald/internal/configstate"
+	"github.com/herald-lb/herald/internal/eventnote"
 	"github.com/herald-lb/herald/internal/membership"
 	"github.com/herald-lb/herald/internal/metricsauth"
 	"github.com/herald-lb/herald/internal/scheme"
@@ -140,7 +141,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	s := &speaker{
 		opts: opts, client: mgr.GetClient(), reader: mgr.GetAPIReader(),
-		recorder: mgr.GetEventRecorder("metallb-speaker"),
+		recorder: eventnote.Recorder(mgr.GetEventRecorder("metallb-speaker")),
 		log:      opts.Log, keyGauge: newKeyUnavailable(reg), membersGauge: newMembers(reg),
 		kick: make(chan struct{}, 1),
 	}

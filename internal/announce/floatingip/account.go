@@ -2,6 +2,7 @@ package floatingip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -29,9 +30,10 @@ type account struct {
 	provider cloud.Provider
 	budget   *cloud.Budget
 
-	mu     sync.Mutex
-	fips   []cloud.FloatingIP
-	listed time.Time
+	mu         sync.Mutex
+	fips       []cloud.FloatingIP
+	listed     time.Time
+	listFailed bool
 }
 
 // account returns the project of ad, with a client built from the token
@@ -72,11 +74,21 @@ func (c *account) holding(ctx context.Context, addr netip.Addr, every time.Durat
 	if f, ok := prefixOf(c.fips, addr); ok {
 		return f, nil
 	}
+	if c.listFailed {
+		// The API failed: try again sooner, so a new owner moves the IP
+		// soon after an outage ends.
+		every /= 6
+	}
 	if !c.listed.IsZero() && time.Since(c.listed) < every {
-		return cloud.FloatingIP{}, fmt.Errorf("none of the %d listed %s ago does", len(c.fips), time.Since(c.listed).Round(time.Second))
+		// No elapsed time in the message: a Service's problem Event is
+		// raised once per distinct message.
+		if c.listFailed {
+			return cloud.FloatingIP{}, errors.New("the last list of the project's floating IPs failed; trying again shortly")
+		}
+		return cloud.FloatingIP{}, fmt.Errorf("none of the %d listed does", len(c.fips))
 	}
 	fips, err := c.provider.FloatingIPs(ctx)
-	c.listed = time.Now()
+	c.listed, c.listFailed = time.Now(), err != nil
 	if err != nil {
 		return cloud.FloatingIP{}, err
 	}

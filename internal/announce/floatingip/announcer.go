@@ -83,6 +83,9 @@ type Announcer struct {
 	workers  map[workerKey]*worker
 	reported map[string]string // Service -> last problem Event, once per reason
 	names    map[accountKey]*serverNames
+	// clusterIPs is how many floating IPs the whole cluster announces: the
+	// check interval is spaced for all of them, whichever node owns each.
+	clusterIPs int
 	// nodeReport is the last NodeReport sent.
 	nodeReport NodeReport
 }
@@ -181,9 +184,16 @@ func (a *Announcer) Announce(ctx context.Context, d announce.Desired) (announce.
 	want := map[workerKey][]announce.Announcement{}
 	prefixes := map[workerKey]string{}
 	services := make(map[string]announce.Service, len(d.Inputs.Services))
+	fips := map[string]bool{} // the cluster's floating IPs, by election key
 	for _, s := range d.Inputs.Services {
 		services[s.Key] = s
+		if len(s.Addrs) > 0 && advertisement(d.Inputs, s) != nil {
+			fips[a.ElectionKey(s)] = true
+		}
 	}
+	a.mu.Lock()
+	a.clusterIPs = len(fips)
+	a.mu.Unlock()
 	var errs []error
 	for _, o := range d.Owned {
 		svc, ok := services[o.Service]

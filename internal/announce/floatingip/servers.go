@@ -48,8 +48,10 @@ func (a *Announcer) serverOf(ad *config.CloudAdvertisement, n announce.Node) (st
 	if id, ok := names.byName[n.Name]; ok {
 		return id, nil
 	}
-	return "", fmt.Errorf("node %s has no spec.providerID and no %s server is named %q (servers listed %s ago): %w",
-		n.Name, ad.Provider, n.Name, time.Since(names.listed).Round(time.Second), cloud.ErrNotEligible)
+	// No time in the message: the node's report changes only when the
+	// verdict does.
+	return "", fmt.Errorf("node %s has no spec.providerID and no %s server is named %q: %w",
+		n.Name, ad.Provider, n.Name, cloud.ErrNotEligible)
 }
 
 // serverID is the node's server in the provider's cloud, from its

@@ -176,14 +176,15 @@ func (w *worker) rotate(acct *account) {
 	w.rotated <- acct
 }
 
-// interval spaces the checks so that all of this node's IPs together stay
-// inside the project's budget (cloud.Budget.CheckInterval).
+// interval spaces the checks so that all of the cluster's floating IPs
+// together, on whichever nodes, stay inside the project's budget
+// (cloud.Budget.CheckInterval).
 func (w *worker) interval() time.Duration {
 	if w.a.opts.CheckEvery > 0 {
 		return w.a.opts.CheckEvery
 	}
 	w.a.mu.Lock()
-	n := len(w.a.workers)
+	n := max(len(w.a.workers), w.a.clusterIPs)
 	w.a.mu.Unlock()
 	return w.acct.budget.CheckInterval(max(n, 1))
 }
