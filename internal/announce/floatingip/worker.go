@@ -35,6 +35,7 @@ type worker struct {
 	mu       sync.Mutex
 	services []announce.Announcement
 	placed   bool // the last check found or put the IP on this server
+	confirm  bool // read it again soon: it has just come here (run's goroutine)
 	since    time.Time
 	move     *heraldv1alpha1.FloatingIPMove // the assignment this worker made
 	lastErr  string                         // the last failure reported, once per reason
@@ -110,6 +111,15 @@ func (w *worker) run(ctx context.Context) {
 			err := w.check(ctx)
 			next = time.Now().Add(w.interval())
 			switch {
+			case err == nil && w.confirm:
+				// The IP has just come here: read it once more after two
+				// leases, in case an action of a stopped owner, still
+				// running at the cloud, moves it after this read.
+				w.confirm = false
+				failures, retryAt = 0, time.Time{}
+				if c := time.Now().Add(2 * w.a.opts.LeaseDuration); c.Before(next) {
+					next = c
+				}
 			case err == nil:
 				failures, retryAt = 0, time.Time{}
 			case cloud.Classify(err) == cloud.Permanent:
@@ -218,6 +228,7 @@ func (w *worker) check(ctx context.Context) error {
 	changed := placed != w.placed
 	w.placed, w.lastErr = placed, ""
 	if changed && placed {
+		w.confirm = true
 		// Whole seconds: the status object keeps no more, and an equal
 		// value costs no write.
 		w.since = time.Now().Truncate(time.Second)
