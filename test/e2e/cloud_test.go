@@ -18,6 +18,7 @@ import (
 
 	"github.com/herald-lb/herald/internal/cloud/hetzner/hcloudsim"
 	"github.com/herald-lb/herald/internal/lab"
+	"github.com/herald-lb/herald/internal/seeds"
 	"github.com/herald-lb/herald/internal/testcluster"
 )
 
@@ -215,7 +216,11 @@ func TestCloudFloatingIP(t *testing.T) {
 	// Seed 000 as written (its address moved): the Service gets the
 	// floating IP from the pool, announced by Layer 2, which on Hetzner
 	// reaches no one.
-	seed, err := os.ReadFile(filepath.Join(testcluster.RepoRoot(), "..", "shared", "seeds", "manifests", "000-hetzner-floating-ip.yaml"))
+	dir, err := seeds.Dir(testcluster.RepoRoot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := os.ReadFile(filepath.Join(dir, "000-hetzner-floating-ip.yaml"))
 	if err != nil {
 		t.Fatalf("seed 000: %v", err)
 	}
