@@ -45,10 +45,12 @@ func (a *Announcer) writeStatuses(ctx context.Context, svcPeers map[string][]str
 		st := have[key]
 		if st == nil {
 			st = &metallbv1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{
-				GenerateName: "bgp-", Namespace: a.opts.Namespace, Labels: metallbv1beta1.ServiceStatusLabels(a.opts.Node, ns, name),
+				Name: metallbv1beta1.StatusName("bgp", a.opts.Node, ns, name), Namespace: a.opts.Namespace, Labels: metallbv1beta1.ServiceStatusLabels(a.opts.Node, ns, name),
 			}}
 			if err := c.Create(ctx, st); err != nil {
-				a.opts.Log.Error(err, "create ServiceBGPStatus", "service", key)
+				if !apierrors.IsAlreadyExists(err) { // else created at an earlier sync, not in the cache yet
+					a.opts.Log.Error(err, "create ServiceBGPStatus", "service", key)
+				}
 				continue
 			}
 		}

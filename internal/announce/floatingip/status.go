@@ -55,10 +55,12 @@ func (a *Announcer) writeStatuses(ctx context.Context, want map[string]heraldv1a
 		st := have[key]
 		if st == nil {
 			st = &heraldv1alpha1.ServiceCloudStatus{ObjectMeta: metav1.ObjectMeta{
-				GenerateName: "cloud-", Namespace: a.opts.Namespace, Labels: metallbv1beta1.ServiceStatusLabels(a.opts.Node, ns, name),
+				Name: metallbv1beta1.StatusName("cloud", a.opts.Node, ns, name), Namespace: a.opts.Namespace, Labels: metallbv1beta1.ServiceStatusLabels(a.opts.Node, ns, name),
 			}}
 			if err := c.Create(ctx, st); err != nil {
-				a.opts.Log.Error(err, "create ServiceCloudStatus", "service", key)
+				if !apierrors.IsAlreadyExists(err) { // else created at an earlier sync, not in the cache yet
+					a.opts.Log.Error(err, "create ServiceCloudStatus", "service", key)
+				}
 				continue
 			}
 			a.deleteOthers(ctx, ns, name)

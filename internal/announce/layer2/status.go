@@ -25,8 +25,12 @@ func (a *Announcer) writeStatus(ctx context.Context, svc string, ifaces []string
 	if len(list.Items) > 0 {
 		st = &list.Items[0]
 	} else {
-		st = &metallbv1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{GenerateName: "l2-", Namespace: a.opts.Namespace, Labels: labels}}
+		st = &metallbv1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{
+			Name: metallbv1beta1.StatusName("l2", a.opts.Node, ns, name), Namespace: a.opts.Namespace, Labels: labels}}
 		if err := a.opts.Client.Create(ctx, st); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				return nil // created at an earlier sync, not in the cache yet: written at the next
+			}
 			return err
 		}
 	}
