@@ -21,9 +21,10 @@ import (
 // with n−1 others when they all start: n² transfers of n members.
 const joinBatch = 3
 
-// joinLoop, at once and then every retryAlone while alone or while joins
-// succeed and every rejoinEvery otherwise, fits the timers to the
-// cluster's size (resize) and joins peers that are not members.
+// joinLoop, at once and then every retryAlone while alone, while joins
+// succeed or soon after a member failed, and every rejoinEvery otherwise,
+// fits the timers to the cluster's size (resize) and joins peers that are
+// not members.
 func (m *Membership) joinLoop() {
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -49,7 +50,8 @@ func (m *Membership) joinLoop() {
 		// A join that reached someone may have merged two small groups
 		// that started together (each joined the other): the next round
 		// comes soon, until one reaches nobody new.
-		if joined := m.join(ml, peers, attempts == 1); joined == 0 && ml.NumMembers() > 1 {
+		recentLoss := time.Since(time.Unix(0, m.lastLeft.Load())) < rejoinFastFor
+		if joined := m.join(ml, peers, attempts == 1); joined == 0 && ml.NumMembers() > 1 && !recentLoss {
 			t.Reset(rejoinEvery)
 		} else {
 			t.Reset(retryAlone)
@@ -90,23 +92,59 @@ func (m *Membership) join(ml *memberlist.Memberlist, peers []string, first bool)
 }
 
 // joinSome joins addrs joinBatch at a time, in random order, until one
-// answers. It returns how many answered, how many were tried, and the
-// errors of those that did not answer.
+// answers, trying at most joinBatches batches. It returns how many
+// answered, how many were tried, and the errors of those that did not
+// answer.
+//
+// The peers of a batch are joined at once: memberlist's Join tries its
+// addresses one after another, so a batch of black-holed peers (a
+// partition, nodes that are gone) would cost the TCP timeout for each.
+// The cap on batches bounds one round the same way when most listed peers
+// run no speaker; the next round tries others.
 func joinSome(ml *memberlist.Memberlist, addrs []string) (contacted, tried int, err error) {
 	addrs = slices.Clone(addrs)
 	rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
 	var errs []error
+	batches := 0
 	for batch := range slices.Chunk(addrs, joinBatch) {
-		n, err := ml.Join(batch)
+		n, err := joinBatchAtOnce(ml, batch)
 		contacted, tried = contacted+n, tried+len(batch)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		if n > 0 {
+		if batches++; n > 0 || batches == joinBatches {
 			break
 		}
 	}
 	return contacted, tried, errors.Join(errs...)
+}
+
+// joinBatches bounds the batches of one joinSome.
+const joinBatches = 3
+
+// joinBatchAtOnce joins each of addrs in a goroutine of its own and returns
+// how many answered and the errors of the others.
+func joinBatchAtOnce(ml *memberlist.Memberlist, addrs []string) (int, error) {
+	type result struct {
+		n   int
+		err error
+	}
+	results := make(chan result, len(addrs))
+	for _, a := range addrs {
+		go func() {
+			n, err := ml.Join([]string{a})
+			results <- result{n, err}
+		}()
+	}
+	n, errs := 0, []error(nil)
+	for range addrs {
+		r := <-results
+		n += r.n
+		if r.err != nil {
+			errs = append(errs, r.err)
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
 // resize moves the fast profile's timers to the step of fastCurve that fits

@@ -42,12 +42,18 @@ const (
 	ProfileLAN = "lan"
 
 	// While alone, peers are retried often: a speaker that starts first
-	// must find the others as soon as they come up.
-	retryAlone = time.Second
+	// must find the others as soon as they come up, and one that was cut
+	// off must merge again soon after the partition heals (within 2 s is
+	// the goal; a join that began during the partition first waits out
+	// the TCP timeout of the profile, 1 s in small clusters).
+	retryAlone = 500 * time.Millisecond
 	// Otherwise, peers that are not members are retried now and then: a
 	// partition that healed leaves two groups that each declared the other
-	// dead, and only a new join merges them again.
-	rejoinEvery = 15 * time.Second
+	// dead, and only a new join merges them again. For rejoinFastFor
+	// after a member was declared dead they are retried as often as when
+	// alone: the dead member may have been cut off, not dead.
+	rejoinEvery   = 15 * time.Second
+	rejoinFastFor = 30 * time.Second
 	// leaveOnCancel bounds the graceful leave done when Start's context
 	// ends.
 	leaveOnCancel = time.Second
@@ -79,9 +85,9 @@ type Config struct {
 	SecretKey []byte
 	// Peers returns the addresses (host or host:port) of the speakers to
 	// join. It is called, from a goroutine of its own, at start and
-	// periodically after: every second while this member is alone, every
-	// 15 s otherwise, when addresses that are not members' are joined
-	// again (a partition heals that way). With the fast profile, their
+	// periodically after: every half second while this member is alone or
+	// for 30 s after a member failed, every 15 s otherwise, when addresses
+	// that are not members' are joined again (a partition heals that way). With the fast profile, their
 	// number (plus this member) is also the cluster size its timers are
 	// fitted to, if the live members are not more (see fastCurve). It
 	// may be nil.
@@ -126,6 +132,10 @@ type Membership struct {
 	// their metadata while we would read it.
 	downMu sync.Mutex
 	down   map[string]bool
+
+	// lastLeft is when a member was last declared dead or left, in Unix
+	// nanoseconds; the join loop retries fast for a while after it.
+	lastLeft atomic.Int64
 }
 
 // New validates cfg and fills in its defaults. Nothing listens before Start.
@@ -380,6 +390,7 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	m := (*Membership)(e)
 	// memberlist does not tell a graceful leave from a failure here.
 	m.log.Info("member left or failed", "member", n.Name, "addr", n.Address())
+	m.lastLeft.Store(time.Now().UnixNano())
 	m.downMu.Lock()
 	delete(m.down, n.Name)
 	m.downMu.Unlock()

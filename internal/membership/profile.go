@@ -14,6 +14,8 @@ type step struct {
 	probeTimeout  time.Duration
 	gossip        time.Duration
 	suspicionMult int
+	// tcpTimeout bounds a join's and a push-pull's TCP exchange.
+	tcpTimeout time.Duration
 }
 
 // fastCurve is the fast profile's timers by cluster size. Up to 32 members
@@ -41,12 +43,12 @@ type step struct {
 // ("Membership at scale") and bench/results/scale.md give the
 // measurements behind each step.
 var fastCurve = []step{
-	{upTo: 32, probe: 100 * time.Millisecond, probeTimeout: 50 * time.Millisecond, gossip: 30 * time.Millisecond, suspicionMult: 2},
-	{upTo: 64, probe: 100 * time.Millisecond, probeTimeout: 50 * time.Millisecond, gossip: 40 * time.Millisecond, suspicionMult: 3},
-	{upTo: 128, probe: 100 * time.Millisecond, probeTimeout: 50 * time.Millisecond, gossip: 80 * time.Millisecond, suspicionMult: 3},
-	{upTo: 256, probe: 200 * time.Millisecond, probeTimeout: 100 * time.Millisecond, gossip: 150 * time.Millisecond, suspicionMult: 3},
-	{upTo: 512, probe: 300 * time.Millisecond, probeTimeout: 150 * time.Millisecond, gossip: 200 * time.Millisecond, suspicionMult: 3},
-	{probe: 500 * time.Millisecond, probeTimeout: 250 * time.Millisecond, gossip: 400 * time.Millisecond, suspicionMult: 3},
+	{upTo: 32, probe: 100 * time.Millisecond, probeTimeout: 50 * time.Millisecond, gossip: 30 * time.Millisecond, suspicionMult: 2, tcpTimeout: time.Second},
+	{upTo: 64, probe: 100 * time.Millisecond, probeTimeout: 50 * time.Millisecond, gossip: 40 * time.Millisecond, suspicionMult: 3, tcpTimeout: time.Second},
+	{upTo: 128, probe: 100 * time.Millisecond, probeTimeout: 50 * time.Millisecond, gossip: 80 * time.Millisecond, suspicionMult: 3, tcpTimeout: time.Second},
+	{upTo: 256, probe: 200 * time.Millisecond, probeTimeout: 100 * time.Millisecond, gossip: 150 * time.Millisecond, suspicionMult: 3, tcpTimeout: 2 * time.Second},
+	{upTo: 512, probe: 300 * time.Millisecond, probeTimeout: 150 * time.Millisecond, gossip: 200 * time.Millisecond, suspicionMult: 3, tcpTimeout: 2 * time.Second},
+	{probe: 500 * time.Millisecond, probeTimeout: 250 * time.Millisecond, gossip: 400 * time.Millisecond, suspicionMult: 3, tcpTimeout: 2 * time.Second},
 }
 
 // curveStep returns the index in fastCurve of the step for members members.
@@ -127,9 +129,12 @@ func fastConfig(s step) *memberlist.Config {
 	// Two members relay an indirect probe: a direct probe that fails
 	// because of the path, not the target, does not raise a suspicion.
 	c.IndirectChecks = 2
-	// Joining and push-pull use TCP; on a LAN, 2 s is ample, and a peer
-	// address that black-holes must not stall joining the others for long.
-	c.TCPTimeout = 2 * time.Second
+	// Joining and push-pull use TCP. A LAN answers in milliseconds, and a
+	// member cut off by a partition retries its join until one succeeds:
+	// an attempt that began before the heal holds it back for this long.
+	// 1 s up to 128 members; beyond, 2 s, for a push-pull of hundreds of
+	// members from a busy peer.
+	c.TCPTimeout = s.tcpTimeout
 	// memberlist compresses every datagram it sends when this is on, with
 	// a new LZW writer (tens of KB allocated) per ping and ack: most of a
 	// member's CPU at 10 probes a second, for datagrams of 50 to 100

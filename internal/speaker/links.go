@@ -64,30 +64,55 @@ func dataPlaneUp(ifaces []announce.Iface) bool {
 
 // updateDataPlane follows the node's links. Down: tell the other speakers,
 // who stop electing this node, so its addresses move at once (leadership
-// follows the data plane). Up again: rejoin, and claim nothing until the
-// membership has merged.
+// follows the data plane). Up again: stay out for the hold-down the link
+// has earned by flapping (linkdamp: 4 s after one pull, doubling with each
+// flap), so a flapping link moves the addresses away once instead of at
+// every flap; then rejoin, and claim nothing until the membership has
+// merged.
 func (s *speaker) updateDataPlane(up bool) {
 	if s.ml == nil {
 		return
 	}
+	now := time.Now()
 	s.mu.Lock()
+	if up != s.linkUp {
+		s.linkUp = up
+		if up {
+			hold := s.damper.Up()
+			s.holdUntil = now.Add(hold)
+			time.AfterFunc(hold, s.trigger)
+			s.log.Info("link back; holding the node out of elections", "for", hold.String(), "damping", s.damper.String())
+		} else {
+			s.damper.Down(now)
+		}
+	}
+	effective := up && !now.Before(s.holdUntil)
 	was := !s.dataPlaneDown
-	s.dataPlaneDown = !up
-	if up && !was {
-		s.readyAt = time.Now().Add(rejoinDelay - claimDelay)
+	s.dataPlaneDown = !effective
+	if effective && !was {
+		s.readyAt = now.Add(rejoinDelay - claimDelay)
 		time.AfterFunc(rejoinDelay, s.trigger)
 	}
+	holding := up && !effective
 	s.mu.Unlock()
-	if up == was {
+	s.holdDown.Set(boolGauge(holding))
+	if effective == was {
 		return
 	}
-	s.log.Info("data plane changed", "up", up)
-	if err := s.ml.SetDataPlane(up); err != nil {
+	s.log.Info("data plane changed", "up", effective)
+	if err := s.ml.SetDataPlane(effective); err != nil {
 		s.log.Error(err, "announce data plane state")
 	}
-	if up {
+	if effective {
 		s.ml.Rejoin()
 	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // watchLinks syncs on every link change, so a lost carrier gives the

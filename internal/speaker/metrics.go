@@ -23,6 +23,15 @@ func newMembers(reg prometheus.Registerer) prometheus.Gauge {
 	return g
 }
 
+// newHoldDown is 1 while the node's link is up but the node stays out of
+// elections after flapping (linkdamp).
+func newHoldDown(reg prometheus.Registerer) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_speaker_link_hold_down",
+		Help: "1 while this node's link is back up but the node stays out of elections for a hold-down that grows with each flap of the link (4 s after a single one, doubling with each flap up to 60 s)."})
+	reg.MustRegister(g)
+	return g
+}
+
 // announcedGauge is metallb_speaker_announced, kept by the announce loop.
 func announcedGauge(reg prometheus.Registerer) *prometheus.GaugeVec {
 	g := announce.NewAnnouncedGauge()

@@ -35,6 +35,7 @@ import (
 	"github.com/herald-lb/herald/internal/configsource"
 	"github.com/herald-lb/herald/internal/configstate"
 	"github.com/herald-lb/herald/internal/eventnote"
+	"github.com/herald-lb/herald/internal/linkdamp"
 	"github.com/herald-lb/herald/internal/membership"
 	"github.com/herald-lb/herald/internal/metricsauth"
 	"github.com/herald-lb/herald/internal/scheme"
@@ -143,6 +144,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		opts: opts, client: mgr.GetClient(), reader: mgr.GetAPIReader(),
 		recorder: eventnote.Recorder(mgr.GetEventRecorder("metallb-speaker")),
 		log:      opts.Log, keyGauge: newKeyUnavailable(reg), membersGauge: newMembers(reg),
+		holdDown: newHoldDown(reg), linkUp: true,
 		kick: make(chan struct{}, 1),
 	}
 	// BGP password Secrets are read by name, each through a watch that
@@ -261,8 +263,10 @@ type speaker struct {
 	keyGauge prometheus.Gauge
 	// membersGauge is herald_speaker_memberlist_members.
 	membersGauge prometheus.Gauge
-	loop         *announce.Loop
-	state        *configstate.Writer
+	// holdDown is herald_speaker_link_hold_down.
+	holdDown prometheus.Gauge
+	loop     *announce.Loop
+	state    *configstate.Writer
 	// cloudReader reads CloudAdvertisements: the cache when their CRD is
 	// served at start, else the API server.
 	cloudReader client.Reader
@@ -279,8 +283,12 @@ type speaker struct {
 	services map[string]*corev1.Service
 	cfgErrs  string
 	readyAt  time.Time
-	// dataPlaneDown: no interface of the node can carry traffic.
+	// dataPlaneDown: no interface of the node can carry traffic, or its
+	// link came back less than a hold-down ago (holdUntil, from damper).
 	dataPlaneDown bool
+	linkUp        bool // what the interfaces say, before any hold-down
+	holdUntil     time.Time
+	damper        linkdamp.Damper
 }
 
 func (s *speaker) trigger() {

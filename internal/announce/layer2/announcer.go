@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -52,6 +53,8 @@ type Announcer struct {
 	// touches it, as it does answering.
 	failed    map[string]bool
 	answering map[netip.Addr]bool
+	// live: the members of the last sync; nil before the first.
+	live map[string]bool
 }
 
 // New starts the Layer 2 mode; ctx lives until the speaker has stopped.
@@ -106,6 +109,16 @@ func (a *Announcer) Announce(ctx context.Context, d announce.Desired) (announce.
 	if err != nil {
 		err = fmt.Errorf("responders: %w", err)
 	}
+	if joined := newMembers(a.live, d.Inputs.Live); len(joined) > 0 && len(owned) > 0 {
+		// A member appeared: a partition healed, or a node came back. A
+		// node that elected itself for some of this node's addresses while
+		// the two could not see each other has stopped answering for them,
+		// but its neighbours' caches still point at it (MetalLB #584): a
+		// fresh burst points them back here.
+		a.opts.Log.Info("members joined: re-announcing the addresses this node answers for", "members", joined)
+		a.responders.announceAll()
+	}
+	a.live = maps.Clone(d.Inputs.Live)
 	a.mu.Lock()
 	a.owned = owned
 	a.mu.Unlock()
@@ -153,15 +166,34 @@ func (a *Announcer) Shutdown(ctx context.Context) {
 // duplicate address on the LAN, or two speakers that both think they own
 // it. During a handover the next owner announces a moment before this node
 // has seen the change, so the conflict counts only if the address is still
-// this node's after a fresh sync and a grace period.
+// this node's after a fresh sync and a grace period. Then it is reported,
+// and the address announced afresh, so the neighbours that the other host
+// drew away come back to this node.
 func (a *Announcer) onConflict(iface string, ip netip.Addr, mac net.HardwareAddr) {
 	a.opts.Resync()
 	go func() {
 		time.Sleep(conflictGrace)
 		if svc := a.ownedService(ip); svc != "" {
 			a.reportConflict(svc, iface, ip, mac)
+			a.responders.announce(iface, ip)
 		}
 	}()
+}
+
+// newMembers returns the members of now that were not in before, sorted;
+// none when before is nil (the first sync).
+func newMembers(before, now map[string]bool) []string {
+	if before == nil {
+		return nil
+	}
+	var out []string
+	for m, ok := range now {
+		if ok && !before[m] {
+			out = append(out, m)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // conflictGrace is longer than a sync takes, shorter than a human notices.

@@ -17,6 +17,8 @@ import (
 type responder interface {
 	Run(ctx context.Context) error
 	SetAddresses(addrs []netip.Addr)
+	Announce(addr netip.Addr)
+	AnnounceAll()
 	Close() error
 }
 
@@ -116,6 +118,30 @@ func (r *responders) start(key string) (responder, error) {
 		}
 	}()
 	return resp, nil
+}
+
+// announceAll sends a fresh gratuitous burst for every address answered,
+// on every interface.
+func (r *responders) announceAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, resp := range r.running {
+		resp.AnnounceAll()
+	}
+}
+
+// announce sends a fresh gratuitous burst for addr on ifname, if answered
+// there.
+func (r *responders) announce(ifname string, addr netip.Addr) {
+	fam := "arp"
+	if addr.Is6() {
+		fam = "ndp"
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if resp, ok := r.running[fam+"/"+ifname]; ok {
+		resp.Announce(addr)
+	}
 }
 
 // close stops every responder.
