@@ -262,8 +262,13 @@ func requestsReport(o options, r results) report.Report {
 			continue
 		}
 		perIP := row.r.perIPPerHour()
+		if perIP == 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("Goal (issue 13), idle cost ≤ 1%% of the 3,600/h budget per floating IP: not measured with %s: no IP was read twice within the %s window (a check is spaced 100 s or more; use -idle-window of at least 7m); by the window's count, %.1f/h for all of them (%s).",
+				row.name, row.r.window, row.r.perHour(), row.r.requests))
+			continue
+		}
 		met := "met"
-		if perIP > idleGoal || perIP == 0 {
+		if perIP > idleGoal {
 			met = "NOT met"
 		}
 		rep.Notes = append(rep.Notes, fmt.Sprintf("Goal (issue 13), idle cost ≤ 1%% of the 3,600/h budget per floating IP (≤ %d requests/h): %s with %s, %.1f requests/h per IP (%.1f/h for all of them by the window's count; %s).",

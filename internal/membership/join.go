@@ -34,6 +34,10 @@ func (m *Membership) joinLoop() {
 		case <-m.stopped:
 			return
 		case <-t.C:
+		case <-m.lost:
+			// A member failed: it may be cut off rather than dead, so the
+			// fast retries start now, not at the end of a long wait.
+			t.Stop()
 		}
 		attempts++
 		var peers []string

@@ -128,3 +128,32 @@ func TestJoinSomeAtOnce(t *testing.T) {
 		t.Errorf("joining %d black-holed peers took %s, want within %s", len(addrs), took.Round(time.Millisecond), bound)
 	}
 }
+
+// TestRejoinAfterFailure: a member that saw its peer fail keeps trying the
+// peer's address, soon, so that a peer that was cut off rather than dead
+// merges again within a second or two of coming back, even if it knows no
+// peer itself. Before, the member was in its 15 s wait between rejoins
+// when the peer failed, and merged up to 15 s later.
+func TestRejoinAfterFailure(t *testing.T) {
+	log := newLogs(t)
+	aAddr, bAddr := testAddr(t, 63, 1), testAddr(t, 63, 2)
+	a := start(t, log, Config{NodeName: "a", BindAddr: aAddr, JoinTimeout: time.Hour, Peers: peers(bAddr)})
+	b := start(t, log, Config{NodeName: "b", BindAddr: bAddr, JoinTimeout: time.Hour, Peers: peers(aAddr)})
+	waitMembers(t, a, "a", "b")
+	waitMembers(t, b, "a", "b")
+	// Past the fast rounds that follow a successful join.
+	time.Sleep(2 * time.Second)
+	if err := b.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, a, "a")
+	back := start(t, log, Config{NodeName: "b", BindAddr: bAddr, JoinTimeout: time.Hour})
+	began := time.Now()
+	waitMembers(t, a, "a", "b")
+	waitMembers(t, back, "a", "b")
+	took := time.Since(began)
+	t.Logf("merged %s after the peer came back", took.Round(time.Millisecond))
+	if bound := 3 * time.Second; took > bound {
+		t.Errorf("merged %s after the peer came back, want within %s", took.Round(time.Millisecond), bound)
+	}
+}

@@ -132,10 +132,18 @@ type Membership struct {
 	// their metadata while we would read it.
 	downMu sync.Mutex
 	down   map[string]bool
+	// dying holds the members declared dead less than deathSettle ago,
+	// under downMu: they still count, so that a death refuted within
+	// milliseconds moves nothing (see deathSettle).
+	dying map[string]time.Time
+	// settle is deathSettle, set with the timers by create.
+	settle atomic.Int64
 
 	// lastLeft is when a member was last declared dead or left, in Unix
-	// nanoseconds; the join loop retries fast for a while after it.
+	// nanoseconds; the join loop retries fast for a while after it, and
+	// lost wakes it at once.
 	lastLeft atomic.Int64
+	lost     chan struct{}
 }
 
 // New validates cfg and fills in its defaults. Nothing listens before Start.
@@ -178,8 +186,10 @@ func New(cfg Config) (*Membership, error) {
 		log:     cfg.Logger.With("node", cfg.NodeName),
 		ready:   make(chan struct{}),
 		changes: make(chan struct{}, 1),
+		lost:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 		down:    map[string]bool{},
+		dying:   map[string]time.Time{},
 	}, nil
 }
 
@@ -228,6 +238,7 @@ func (m *Membership) Start(ctx context.Context) error {
 // step (see fastCurve).
 func (m *Membership) create(step int) (*memberlist.Memberlist, error) {
 	c := stepConfig(m.cfg.Profile, step)
+	m.settle.Store(int64(settleFor(c)))
 	c.Name = m.cfg.NodeName
 	c.BindAddr = m.cfg.BindAddr
 	c.BindPort = m.cfg.BindPort
@@ -276,16 +287,33 @@ func (m *Membership) Members() []string {
 	nodes := ml.Members()
 	m.downMu.Lock()
 	defer m.downMu.Unlock()
-	names := make([]string, 0, len(nodes))
+	names := make([]string, 0, len(nodes)+len(m.dying))
 	for _, n := range nodes {
 		if m.down[n.Name] {
 			continue
 		}
 		names = append(names, n.Name)
 	}
+	settle := m.deathSettle()
+	for name, at := range m.dying {
+		if time.Since(at) >= settle {
+			delete(m.dying, name)
+		} else if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
 	slices.Sort(names)
 	return names
 }
+
+// deathSettle is how long a member declared dead still counts. A cut-off
+// member that comes back sends the deaths it declared while alone (the
+// kernel held them until its link or route returned), and a live member
+// declared dead refutes within a gossip round or two; counted at once,
+// each such death moved addresses for a few milliseconds (two nodes
+// answering, a gratuitous ARP each way). 100 ms in clusters of up to 128
+// (settleFor) is what a real death costs in failover time.
+func (m *Membership) deathSettle() time.Duration { return time.Duration(m.settle.Load()) }
 
 // Leave announces this member's departure, so that peers drop it at once
 // instead of waiting for failure detection, waits up to timeout for the
@@ -379,6 +407,9 @@ type events Membership
 func (e *events) NotifyJoin(n *memberlist.Node) {
 	m := (*Membership)(e)
 	m.setDown(n)
+	m.downMu.Lock()
+	delete(m.dying, n.Name)
+	m.downMu.Unlock()
 	if n.Name != m.cfg.NodeName {
 		m.log.Info("member joined", "member", n.Name, "addr", n.Address())
 		m.markReady("joined a peer")
@@ -391,7 +422,19 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	// memberlist does not tell a graceful leave from a failure here.
 	m.log.Info("member left or failed", "member", n.Name, "addr", n.Address())
 	m.lastLeft.Store(time.Now().UnixNano())
+	select {
+	case m.lost <- struct{}{}:
+	default:
+	}
 	m.downMu.Lock()
+	if !m.down[n.Name] && n.Name != m.cfg.NodeName {
+		// It counts after deathSettle, unless refuted first (NotifyJoin).
+		// memberlist does not say here whether it was a graceful leave
+		// (n.State is not kept up to date); a leaving speaker answers for
+		// its handover delay anyway, far longer.
+		m.dying[n.Name] = time.Now()
+		time.AfterFunc(m.deathSettle(), m.notify)
+	}
 	delete(m.down, n.Name)
 	m.downMu.Unlock()
 	m.notify()

@@ -145,3 +145,15 @@ func fastConfig(s step) *memberlist.Config {
 	// only, detection does not depend on it.
 	return c
 }
+
+// settleFor is how long a death declared with configuration c waits before
+// it counts (Membership.deathSettle): 100 ms while gossip runs at 100 ms or
+// less, which covers a refutation's one or two rounds in the small
+// clusters where stale deaths were seen and keeps detection under a second
+// up to 128 members; three gossip rounds beyond.
+func settleFor(c *memberlist.Config) time.Duration {
+	if c.GossipInterval <= 100*time.Millisecond {
+		return 100 * time.Millisecond
+	}
+	return 3 * c.GossipInterval
+}

@@ -28,6 +28,9 @@ import (
 //     SuspicionMin as they arrive.
 //  4. Gossip: the member that declared the death tells the others at its
 //     next gossip round, within one GossipInterval.
+//  5. Settle: a death counts only once it has stood for three gossip
+//     rounds, at least 100 ms (Membership.deathSettle), so a live member's
+//     refutation cancels it first.
 //
 // The figures assume a healthy prober: memberlist's Lifeguard awareness
 // stretches the probe interval of a member that itself misses acks.
@@ -39,19 +42,20 @@ type Timing struct {
 	SuspicionMin     time.Duration
 	SuspicionMax     time.Duration
 	Gossip           time.Duration
+	Settle           time.Duration
 }
 
 // Worst is the longest detection: the unluckiest probe schedule and, when
 // confirmations are expected, none arriving.
 func (t Timing) Worst() time.Duration {
-	return t.ProbeWait + t.Probe + t.SuspicionMax + t.Gossip
+	return t.ProbeWait + t.Probe + t.SuspicionMax + t.Gossip + t.Settle
 }
 
 // Typical is the expected detection when no confirmations are needed (or
-// they arrive at once): the expected probe wait, the minimum suspicion and
-// half a gossip interval.
+// they arrive at once): the expected probe wait, the minimum suspicion,
+// half a gossip interval and the settle time.
 func (t Timing) Typical() time.Duration {
-	return t.ProbeWaitTypical + t.Probe + t.SuspicionMin + t.Gossip/2
+	return t.ProbeWaitTypical + t.Probe + t.SuspicionMin + t.Gossip/2 + t.Settle
 }
 
 // ProfileTiming computes the Timing of a profile for a cluster of members
@@ -82,5 +86,6 @@ func ProfileTiming(profile string, members int) (Timing, error) {
 		SuspicionMin:     minimum,
 		SuspicionMax:     maximum,
 		Gossip:           c.GossipInterval,
+		Settle:           settleFor(c),
 	}, nil
 }
