@@ -84,7 +84,8 @@ func CloudDemo(ctx context.Context, opts DemoOptions, out io.Writer) (err error)
 	opts.Router = true
 	opts.Forward = append(opts.Forward, u.Host)
 	opts.SpeakerArgs = func(kubeconfig string, node Node) []string {
-		return append(DefaultSpeakerArgs(kubeconfig, node), "--cloud-endpoint", sim.Endpoint(), "--cloud-lease", "3s")
+		return append(DefaultSpeakerArgs(kubeconfig, node), "--cloud-endpoint", sim.Endpoint(),
+			"--cloud-lease", demoLease.String(), "--cloud-hold-down", demoHoldDown.String())
 	}
 	step("start", "kube-apiserver and etcd; a LAN of network namespaces; a router; Hetzner's API stand-in at %s", sim.Endpoint())
 	started, err := Start(ctx, opts.Options)
@@ -132,6 +133,23 @@ func CloudDemo(ctx context.Context, opts DemoOptions, out io.Writer) (err error)
 	step("default/web", "%s assigned to server %d by %s's speaker (one assign, action 1 s); curl from %s answered by %s",
 		CloudFloatingIP, server, owner, l.RemoteNode().IPv4, who)
 	step("ARP", "no node answers ARP for it: the cloud routes it, as Hetzner's network does")
+	// Within the hold-down the Lease stays with its holder, dead or not:
+	// a failover then would show the hold-down, not the lease.
+	step("hold-down", "waiting %s: a floating IP stays with a new holder for its hold-down (--cloud-hold-down, 30 s by default), dead or not, so it moves at most once per hold-down", demoHoldDown)
+	for {
+		if err := sleepCtx(ctx, demoHoldDown+time.Second); err != nil {
+			return err
+		}
+		now := sim.Assignment(7)
+		if now == server {
+			break
+		}
+		// The first speakers to start elected among themselves; a later
+		// one that the election prefers took the IP over, and its hold-down
+		// starts again.
+		owner, server = fmt.Sprintf("node%d", now), now
+		step("default/web", "moved to server %d when every speaker had joined (%s is the election's choice); waiting its hold-down", server, owner)
+	}
 
 	probe, err := l.ProbeFromRemote(ctx, CloudFloatingIP, 80, opts.ProbeEvery)
 	if err != nil {
@@ -160,8 +178,8 @@ func CloudDemo(ctx context.Context, opts DemoOptions, out io.Writer) (err error)
 		return fmt.Errorf("no answer from %s after the move: %w", next, werr)
 	}
 	d, _, _ := Failover(samples, since, owner)
-	step("default/web", "the next owner %s took its Lease when the dead owner's expired (3 s) and assigned the IP to server %d: %s after the kill; the client was answered again after %s",
-		next, nextServer, moved.Round(10*time.Millisecond), d.Round(10*time.Millisecond))
+	step("default/web", "the next owner %s took its Lease when the dead owner's expired (%s) and assigned the IP to server %d: %s after the kill; the client was answered again after %s",
+		next, demoLease, nextServer, moved.Round(10*time.Millisecond), d.Round(10*time.Millisecond))
 	var assigns, other int
 	for _, r := range sim.Requests()[before:] {
 		if r.Method == "POST" && strings.HasSuffix(r.Path, "/actions/assign") {
@@ -198,5 +216,24 @@ func waitServer(ctx context.Context, sim *hcloudsim.Sim, from int64) (string, in
 			return "", 0, fmt.Errorf("the floating IP was not assigned to a new server within a minute (on server %d)", sim.Assignment(7))
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+}
+
+// The demo's speakers run with a short lease and hold-down, so that its
+// failover shows in seconds what the defaults (15 s, 30 s) do in tens.
+const (
+	demoLease    = 3 * time.Second
+	demoHoldDown = 5 * time.Second
+)
+
+// sleepCtx waits d, or less if ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
