@@ -189,7 +189,7 @@ func (b *bench) waitBFDUp(ctx context.Context) (string, error) {
 				return describeBFD(peers), nil
 			}
 		}
-		if err := sleep(wctx, 200*time.Millisecond); err != nil {
+		if err := lab.Sleep(wctx, 200*time.Millisecond); err != nil {
 			return "", fmt.Errorf("BFD sessions not up: %s", describeBFD(last))
 		}
 	}
@@ -251,7 +251,7 @@ func (b *bench) waitHold(ctx context.Context, hold time.Duration) error {
 		if ok {
 			return nil
 		}
-		if err := sleep(wctx, 200*time.Millisecond); err != nil {
+		if err := lab.Sleep(wctx, 200*time.Millisecond); err != nil {
 			s, _ := b.sessionTimers(ctx)
 			return fmt.Errorf("sessions not established with hold time %s: %s", hold, s)
 		}

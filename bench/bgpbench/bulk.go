@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/herald-lb/herald/bench/bulksvc"
+	"github.com/herald-lb/herald/internal/lab"
 )
 
 // bulkResult is the scale test: times from the first create request.
@@ -72,7 +73,7 @@ func (b *bench) createBulk(ctx context.Context, n int) (bulkResult, error) {
 				watched <- nil
 				return
 			}
-			if err := sleep(wctx, 100*time.Millisecond); err != nil {
+			if err := lab.Sleep(wctx, 100*time.Millisecond); err != nil {
 				watched <- fmt.Errorf("router: %s of %d: %w", last, n, err)
 				return
 			}
@@ -120,7 +121,7 @@ func addServiceCIDR(ctx context.Context, cs kubernetes.Interface) error {
 		return fmt.Errorf("ServiceCIDR %s status: %w", extraServiceCIDR, err)
 	}
 	// The API server's allocator learns of it through an informer.
-	return sleep(ctx, 2*time.Second)
+	return lab.Sleep(ctx, 2*time.Second)
 }
 
 // bulkService is what the scale test's Services share: IPv4 addresses from

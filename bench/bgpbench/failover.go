@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/herald-lb/herald/internal/lab"
 )
 
 // baseline is how long the probe runs before each failure, so the outage
@@ -134,7 +136,7 @@ func (b *bench) restored(ctx context.Context, svc netip.Prefix, bfd bool) error 
 			return err
 		}
 	}
-	return sleep(ctx, b.o.settle)
+	return lab.Sleep(ctx, b.o.settle)
 }
 
 // loseNode probes the Service from the remote client, calls fail, polls
@@ -151,7 +153,7 @@ func (b *bench) loseNode(ctx context.Context, svc netip.Prefix, fail func() erro
 		return r, err
 	}
 	defer probe.stop()
-	if err := sleep(ctx, baseline); err != nil {
+	if err := lab.Sleep(ctx, baseline); err != nil {
 		return r, err
 	}
 	r.t0 = time.Now()
@@ -166,11 +168,11 @@ func (b *bench) loseNode(ctx context.Context, svc netip.Prefix, fail func() erro
 			r.routeGone = time.Since(r.t0)
 			break
 		}
-		if err := sleep(wctx, 10*time.Millisecond); err != nil {
+		if err := lab.Sleep(wctx, 10*time.Millisecond); err != nil {
 			return r, fmt.Errorf("the router still routes %s via %v after %s", svc, hops, b.o.lossTimeout)
 		}
 	}
-	if err := sleep(ctx, tail); err != nil {
+	if err := lab.Sleep(ctx, tail); err != nil {
 		return r, err
 	}
 	samples := probe.stop()

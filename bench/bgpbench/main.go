@@ -169,7 +169,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 		if err := b.restartSpeakers(ctx, svc); err != nil {
 			return err
 		}
-		if err := sleep(ctx, 5*time.Second); err != nil {
+		if err := lab.Sleep(ctx, 5*time.Second); err != nil {
 			return err
 		}
 		if res.memBefore, err = b.speakerMemory(); err != nil {
@@ -178,7 +178,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 		if res.bulk, err = b.createBulk(ctx, o.services); err != nil {
 			return fmt.Errorf("%d Services: %w", o.services, err)
 		}
-		if err := sleep(ctx, 10*time.Second); err != nil {
+		if err := lab.Sleep(ctx, 10*time.Second); err != nil {
 			return err
 		}
 		if res.memAfter, err = b.speakerMemory(); err != nil {
@@ -217,16 +217,4 @@ func (b *bench) restartSpeakers(ctx context.Context, svc netip.Prefix) error {
 	}
 	_, err := b.waitHops(ctx, svc, 3)
 	return err
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

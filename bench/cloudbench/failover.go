@@ -55,7 +55,7 @@ func (b *bench) hardFailover(ctx context.Context, f fip, owner string) (hardRun,
 		return hardRun{}, err
 	}
 	defer probe.Stop()
-	if err := sleep(ctx, baseline); err != nil {
+	if err := lab.Sleep(ctx, baseline); err != nil {
 		return hardRun{}, err
 	}
 	// The link goes first: a node that loses power sends nothing more.
@@ -82,7 +82,7 @@ func (b *bench) hardFailover(ctx context.Context, f fip, owner string) (hardRun,
 	if werr != nil {
 		return hardRun{}, fmt.Errorf("no answer from another node within %s (IP on server %d): %w", b.o.failoverTimeout, b.sim.Assignment(f.id), werr)
 	}
-	if err := sleep(ctx, tail); err != nil {
+	if err := lab.Sleep(ctx, tail); err != nil {
 		return hardRun{}, err
 	}
 	samples := probe.Stop()
@@ -120,7 +120,7 @@ func (b *bench) pastHoldDown(ctx context.Context, f fip) error {
 		return err
 	}
 	if wait := time.Until(acquired.Add(b.o.holdDown + 500*time.Millisecond)); wait > 0 {
-		return sleep(ctx, wait)
+		return lab.Sleep(ctx, wait)
 	}
 	return nil
 }

@@ -253,7 +253,7 @@ func (b *bench) settled(ctx context.Context, f fip, want string) (string, error)
 			return node, nil
 		}
 		state = s
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := lab.Sleep(ctx, 100*time.Millisecond); err != nil {
 			err = fmt.Errorf("%s not settled: %s", f.addr, state)
 			if perr := b.lab.CheckProcesses(); perr != nil {
 				err = errors.Join(err, perr)
@@ -289,7 +289,7 @@ func (b *bench) stable(ctx context.Context, f fip) (string, error) {
 			return node, err
 		}
 		last = node
-		if err := sleep(ctx, 5*time.Second); err != nil {
+		if err := lab.Sleep(ctx, 5*time.Second); err != nil {
 			return "", err
 		}
 	}

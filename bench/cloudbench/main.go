@@ -209,15 +209,3 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	printSummary(os.Stdout, o, res)
 	return nil
 }
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

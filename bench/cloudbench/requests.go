@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/herald-lb/herald/internal/cloud/hetzner/hcloudsim"
+	"github.com/herald-lb/herald/internal/lab"
 )
 
 // requestCount is a set of API requests by kind.
@@ -89,13 +90,13 @@ func (b *bench) idle(ctx context.Context, fips []fip) (idleResult, error) {
 		return idleResult{}, err
 	}
 	// Past the first checks of the IPs that have just moved.
-	if err := sleep(ctx, 5*time.Second); err != nil {
+	if err := lab.Sleep(ctx, 5*time.Second); err != nil {
 		return idleResult{}, err
 	}
 	b.log.Info("counting API requests at idle", "floating IPs", len(fips), "window", b.o.idleWindow)
 	start := b.mark()
 	from := time.Now()
-	if err := sleep(ctx, b.o.idleWindow); err != nil {
+	if err := lab.Sleep(ctx, b.o.idleWindow); err != nil {
 		return idleResult{}, err
 	}
 	reqs, moves := b.since(start)
@@ -170,7 +171,7 @@ func (b *bench) manyFailover(ctx context.Context, fips []fip) (manyRun, error) {
 			return r, err
 		}
 	}
-	if err := sleep(ctx, tail); err != nil {
+	if err := lab.Sleep(ctx, tail); err != nil {
 		return r, err
 	}
 	reqs, moves := b.since(start)

@@ -176,7 +176,7 @@ func (b *bench) arpFlood(ctx context.Context, addr netip.Addr, owner string, rat
 		return res, sendErr
 	}
 	// The speaker may still be working through its socket's queue.
-	if err := sleep(ctx, 500*time.Millisecond); err != nil {
+	if err := lab.Sleep(ctx, 500*time.Millisecond); err != nil {
 		return res, err
 	}
 	toSnap, err := b.snapCPU()
@@ -188,7 +188,7 @@ func (b *bench) arpFlood(ctx context.Context, addr netip.Addr, owner string, rat
 	if err != nil {
 		return res, err
 	}
-	if err := sleep(ctx, 500*time.Millisecond); err != nil {
+	if err := lab.Sleep(ctx, 500*time.Millisecond); err != nil {
 		return res, err
 	}
 	_ = conn.SetReadDeadline(time.Now())

@@ -32,7 +32,7 @@ func (b *bench) hardFailovers(ctx context.Context, addr netip.Addr, owner string
 		}
 		offs := b.logOffsets()
 		probe := b.lab.Probe(ctx, addr, 80, b.o.probeEvery)
-		if err := sleep(ctx, baseline); err != nil {
+		if err := lab.Sleep(ctx, baseline); err != nil {
 			probe.Stop()
 			return runs, err
 		}
@@ -73,7 +73,7 @@ func (b *bench) hardFailovers(ctx context.Context, addr netip.Addr, owner string
 		}
 		r.logs = b.logSpan(offs)
 		runs = append(runs, r)
-		if err := sleep(ctx, b.o.settle); err != nil {
+		if err := lab.Sleep(ctx, b.o.settle); err != nil {
 			return runs, err
 		}
 	}
@@ -102,7 +102,7 @@ func (b *bench) gracefulHandovers(ctx context.Context, addr netip.Addr, owner st
 		}
 		offs := b.logOffsets()
 		probe := b.lab.Probe(ctx, addr, 80, b.o.probeEvery)
-		if err := sleep(ctx, baseline); err != nil {
+		if err := lab.Sleep(ctx, baseline); err != nil {
 			probe.Stop()
 			return runs, err
 		}
@@ -118,7 +118,7 @@ func (b *bench) gracefulHandovers(ctx context.Context, addr netip.Addr, owner st
 			probe.Stop()
 			return runs, fmt.Errorf("graceful run %d: %w", i+1, err)
 		}
-		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+		if err := lab.Sleep(ctx, 500*time.Millisecond); err != nil {
 			probe.Stop()
 			return runs, err
 		}
@@ -146,7 +146,7 @@ func (b *bench) gracefulHandovers(ctx context.Context, addr netip.Addr, owner st
 		}
 		r.logs = b.logSpan(offs)
 		runs = append(runs, r)
-		if err := sleep(ctx, b.o.settle); err != nil {
+		if err := lab.Sleep(ctx, b.o.settle); err != nil {
 			return runs, err
 		}
 	}
@@ -164,7 +164,7 @@ func (b *bench) waitNewAnnouncer(ctx context.Context, addr netip.Addr, old strin
 			return n, nil
 		}
 		last = fmt.Sprintf("%s %v", n, err)
-		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+		if err := lab.Sleep(ctx, 20*time.Millisecond); err != nil {
 			return "", fmt.Errorf("no node other than %s announces %s (last: %s)", old, addr, last)
 		}
 	}
@@ -182,7 +182,7 @@ func (b *bench) settled(ctx context.Context, addr netip.Addr, want string) (stri
 			return node, nil
 		}
 		state = s
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := lab.Sleep(ctx, 100*time.Millisecond); err != nil {
 			err = fmt.Errorf("%s not settled: %s", addr, state)
 			if perr := b.lab.CheckProcesses(); perr != nil {
 				err = errors.Join(err, perr)
@@ -233,17 +233,5 @@ func (b *bench) showLogs(what string, spans map[string][2]int64) {
 		if s := logSection(b.lab.LogPath(name), sp[0], sp[1], 6000); s != "" {
 			b.log.Warn(what+": log of "+name+" during the run", "log", "\n"+s)
 		}
-	}
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

@@ -88,7 +88,7 @@ func (b *bench) idleUsage(ctx context.Context, window time.Duration) ([]usage, e
 	if err != nil {
 		return nil, err
 	}
-	if err := sleep(ctx, window); err != nil {
+	if err := lab.Sleep(ctx, window); err != nil {
 		return nil, err
 	}
 	to, err := b.snapCPU()
@@ -188,7 +188,7 @@ func (b *bench) createBulk(ctx context.Context, n int) (bulkResult, error) {
 			if ok {
 				return nil
 			}
-			if err := sleep(wctx, 500*time.Millisecond); err != nil {
+			if err := lab.Sleep(wctx, 500*time.Millisecond); err != nil {
 				return fmt.Errorf("%s: still %s: %w", what, state, err)
 			}
 		}

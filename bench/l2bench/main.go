@@ -150,7 +150,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	res.loadavg = strings.TrimSpace(string(loadavg))
 
 	// Footprint with one Service, on speakers that have done nothing else.
-	if err := sleep(ctx, 5*time.Second); err != nil {
+	if err := lab.Sleep(ctx, 5*time.Second); err != nil {
 		return err
 	}
 	if res.idle1, err = b.idleUsage(ctx, o.cpuWindow); err != nil {
@@ -164,7 +164,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	if err != nil {
 		return fmt.Errorf("ARP flood: %w", err)
 	}
-	if err := sleep(ctx, 2*time.Second); err != nil { // announcement bursts over
+	if err := lab.Sleep(ctx, 2*time.Second); err != nil { // announcement bursts over
 		return err
 	}
 	if res.flood, err = b.arpFlood(ctx, addr, owner, o.floodRate, o.floodFor); err != nil {
@@ -202,7 +202,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 		if res.bulk, err = b.createBulk(ctx, o.addresses); err != nil {
 			return fmt.Errorf("%d addresses: %w", o.addresses, err)
 		}
-		if err := sleep(ctx, 10*time.Second); err != nil {
+		if err := lab.Sleep(ctx, 10*time.Second); err != nil {
 			return err
 		}
 		if res.idleBulk, err = b.idleUsage(ctx, o.cpuWindow); err != nil {
@@ -240,5 +240,5 @@ func (b *bench) restartSpeakers(ctx context.Context, profile string, addr netip.
 	if _, err := b.settled(ctx, addr, want); err != nil {
 		return fmt.Errorf("after restarting the speakers with --ml-profile %s: %w", profile, err)
 	}
-	return sleep(ctx, b.o.settle)
+	return lab.Sleep(ctx, b.o.settle)
 }

@@ -186,7 +186,7 @@ func between(rounds []lab.Round, from, to time.Time) []lab.Round {
 // that two nodes answered.
 func (w *watch) hold(ctx context.Context, d time.Duration, owner net.HardwareAddr) error {
 	if !w.o.Strict {
-		return sleep(ctx, d)
+		return lab.Sleep(ctx, d)
 	}
 	hctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
@@ -231,7 +231,7 @@ func (w *watch) settleAfterFault(ctx context.Context, mac net.HardwareAddr, sinc
 				return r.Sent, nil
 			}
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := lab.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return time.Time{}, fmt.Errorf("waiting for %s to answer alone: %w", mac, err)
 		}
 	}
@@ -328,17 +328,6 @@ func clientNeighbor(ctx context.Context, l *lab.Lab, addr netip.Addr) (net.Hardw
 		}
 	}
 	return nil, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

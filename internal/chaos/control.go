@@ -67,7 +67,7 @@ func LeaderKill(ctx context.Context, l *lab.Lab, n int, o Options) (r Result, er
 	}
 	// The controller's configuration must hold the pool first, or the
 	// first Services fail to allocate and are retried.
-	if err := sleep(ctx, 3*time.Second); err != nil {
+	if err := lab.Sleep(ctx, 3*time.Second); err != nil {
 		return r, err
 	}
 	cfg := l.Config()
@@ -123,7 +123,7 @@ func LeaderKill(ctx context.Context, l *lab.Lab, n int, o Options) (r Result, er
 		if time.Since(start) > 5*time.Minute {
 			return r, fmt.Errorf("%d of %d Services addressed after 5 minutes (creation: %v)", len(addrs), n, createErr)
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := lab.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return r, err
 		}
 	}
@@ -149,7 +149,7 @@ func waitLeader(ctx context.Context, l *lab.Lab, replicas []string, within time.
 				return c, nil
 			}
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := lab.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return "", err
 		}
 	}
@@ -269,7 +269,7 @@ func speakersCPU(ctx context.Context, l *lab.Lab, d time.Duration) (map[string]f
 		return nil, err
 	}
 	t0 := time.Now()
-	if err := sleep(ctx, d); err != nil {
+	if err := lab.Sleep(ctx, d); err != nil {
 		return nil, err
 	}
 	after, err := speakerTimes(l)

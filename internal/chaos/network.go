@@ -113,7 +113,7 @@ func Loss(ctx context.Context, l *lab.Lab, t Target, imp Impairment, kills int, 
 		if err := w.revive(ctx, owner); err != nil {
 			return r, err
 		}
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := lab.Sleep(ctx, time.Second); err != nil {
 			return r, err
 		}
 	}
@@ -157,7 +157,7 @@ func Partition(ctx context.Context, l *lab.Lab, t Target, node string, o Options
 		return r, err
 	}
 	o.Log.Info("memberlist partition", "node", node, "for", o.For, "owner", owner)
-	if err := sleep(ctx, o.For); err != nil {
+	if err := lab.Sleep(ctx, o.For); err != nil {
 		return r, err
 	}
 	firstDouble := lab.Owned(between(w.answers.Rounds(), cut, time.Now())).FirstDouble
@@ -174,7 +174,7 @@ func Partition(ctx context.Context, l *lab.Lab, t Target, node string, o Options
 	var singleMAC string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := lab.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return r, err
 		}
 		at, mac, ok := lab.SingleSince(w.answers.Rounds(), heal)
@@ -205,7 +205,7 @@ func Partition(ctx context.Context, l *lab.Lab, t Target, node string, o Options
 			r.figure("client entry on the owner after heal ms", ms(time.Since(heal)))
 			break
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := lab.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return r, err
 		}
 	}
@@ -249,7 +249,7 @@ func Flap(ctx context.Context, l *lab.Lab, t Target, period time.Duration, o Opt
 			return r, err
 		}
 		down = true
-		if err := sleep(ctx, period); err != nil {
+		if err := lab.Sleep(ctx, period); err != nil {
 			return r, err
 		}
 		if err := l.RestoreLink(owner); err != nil {
@@ -257,7 +257,7 @@ func Flap(ctx context.Context, l *lab.Lab, t Target, period time.Duration, o Opt
 		}
 		down = false
 		flaps++
-		if err := sleep(ctx, period); err != nil {
+		if err := lab.Sleep(ctx, period); err != nil {
 			return r, err
 		}
 		if o.Strict {

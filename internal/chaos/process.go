@@ -55,7 +55,7 @@ func Starve(ctx context.Context, l *lab.Lab, t Target, share float64, o Options)
 		// One clean move is allowed; a second is flapping.
 		end := time.Now().Add(o.For)
 		for time.Now().Before(end) {
-			if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			if err := lab.Sleep(ctx, 200*time.Millisecond); err != nil {
 				return r, err
 			}
 			own := lab.Owned(between(w.answers.Rounds(), from, time.Now()))
@@ -63,7 +63,7 @@ func Starve(ctx context.Context, l *lab.Lab, t Target, share float64, o Options)
 				return r, fmt.Errorf("starved owner %s: the address moved %d times (owners %v), %d rounds answered twice", owner, own.Moves, own.Owners, own.Double)
 			}
 		}
-	} else if err := sleep(ctx, o.For); err != nil {
+	} else if err := lab.Sleep(ctx, o.For); err != nil {
 		return r, err
 	}
 	to = time.Now()
@@ -128,7 +128,7 @@ func APIDown(ctx context.Context, l *lab.Lab, t Target, settle time.Duration, o 
 	}
 	r.figure("failover with the API down ms", ms(d))
 	o.Log.Info("hard failure with the API server down", "from", owner, "to", next, "took", d)
-	if err := sleep(ctx, o.For-time.Since(down)); err != nil {
+	if err := lab.Sleep(ctx, o.For-time.Since(down)); err != nil {
 		return r, err
 	}
 	start := time.Now()
@@ -215,7 +215,7 @@ func Rolling(ctx context.Context, l *lab.Lab, t Target, o Options) (r Result, er
 			return r, err
 		}
 		for strings.Count(readLog(l, "speaker-"+n.Name), "membership ready") <= ready {
-			if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			if err := lab.Sleep(ctx, 50*time.Millisecond); err != nil {
 				return r, err
 			}
 			if time.Since(t0) > time.Minute {
@@ -225,7 +225,7 @@ func Rolling(ctx context.Context, l *lab.Lab, t Target, o Options) (r Result, er
 		worst = max(worst, time.Since(t0))
 		o.Log.Info("speaker restarted", "node", n.Name, "ready after", time.Since(t0))
 		// Its claim delay, then a breath, as a DaemonSet's minReadySeconds.
-		if err := sleep(ctx, 2*time.Second); err != nil {
+		if err := lab.Sleep(ctx, 2*time.Second); err != nil {
 			return r, err
 		}
 		if o.Strict {

@@ -137,7 +137,7 @@ func CloudDemo(ctx context.Context, opts DemoOptions, out io.Writer) (err error)
 	// a failover then would show the hold-down, not the lease.
 	step("hold-down", "waiting %s: a floating IP stays with a new holder for its hold-down (--cloud-hold-down, 30 s by default), dead or not, so it moves at most once per hold-down", demoHoldDown)
 	for {
-		if err := sleepCtx(ctx, demoHoldDown+time.Second); err != nil {
+		if err := Sleep(ctx, demoHoldDown+time.Second); err != nil {
 			return err
 		}
 		now := sim.Assignment(7)
@@ -226,8 +226,8 @@ const (
 	demoHoldDown = 5 * time.Second
 )
 
-// sleepCtx waits d, or less if ctx ends first.
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// Sleep waits d, or returns ctx's error if ctx ends first.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
