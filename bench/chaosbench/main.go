@@ -55,7 +55,7 @@ type options struct {
 }
 
 // scenarioNames in the order they run.
-var scenarioNames = []string{"loss-1", "loss-5", "loss-10", "jitter-50", "partition", "partition-2", "starve", "api-down", "flap", "rolling", "leader-kill", "frames"}
+var scenarioNames = []string{"loss-1", "loss-5", "loss-10", "jitter-50", "partition", "partition-2", "starve", "api-down", "flap", "rolling", "rolling-bgp", "leader-kill", "frames"}
 
 func main() {
 	var o options
@@ -121,16 +121,21 @@ func runScenario(ctx context.Context, o options, name string, log *slog.Logger) 
 		opts.Nodes = 2
 	case "leader-kill":
 		opts.ControllerArgs = chaos.LeaderElectedControllerArgs
+	case "rolling-bgp":
+		opts.Router = true
 	}
 	l, done, err := labrun.Start(ctx, opts, nil)
 	if err != nil {
 		return r, err
 	}
 	defer func() { err = done(err) }()
+	co := chaos.Options{For: o.dur, Log: log}
+	if name == "rolling-bgp" {
+		return rollingBGP(ctx, l, co)
+	}
 	if err := l.Apply(ctx, lab.Config()); err != nil {
 		return r, err
 	}
-	co := chaos.Options{For: o.dur, Log: log}
 	if name == "leader-kill" {
 		return chaos.LeaderKill(ctx, l, o.services, co)
 	}
@@ -196,4 +201,22 @@ func target(ctx context.Context, l *lab.Lab, name string, fam corev1.IPFamily) (
 	case <-t.C:
 	}
 	return chaos.Target{Service: name, Addr: addrs[0]}, nil
+}
+
+// rollingBGP peers every node with the router, graceful restart on, and
+// restarts the speakers in turn under a Service's traffic.
+func rollingBGP(ctx context.Context, l *lab.Lab, co chaos.Options) (chaos.Result, error) {
+	if err := l.Apply(ctx, chaos.GracefulRestartConfig(l)); err != nil {
+		return chaos.Result{}, err
+	}
+	if _, err := l.CreateService(ctx, lab.Service{Name: "chaos", Families: []corev1.IPFamily{corev1.IPv4Protocol}}); err != nil {
+		return chaos.Result{}, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	addrs, err := l.WaitAddresses(wctx, "default", "chaos")
+	if err != nil {
+		return chaos.Result{}, err
+	}
+	return chaos.RollingBGP(ctx, l, chaos.Target{Service: "chaos", Addr: addrs[0]}, co)
 }

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/vishvananda/netns"
 )
 
 // Everything here acts from the client namespace, as a machine on the LAN.
@@ -132,8 +134,13 @@ func (l *Lab) WaitAnnouncer(ctx context.Context, addr netip.Addr) (string, error
 // DialContext dials from the client namespace. Only literal addresses are
 // meant: the client has no DNS.
 func (l *Lab) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return dialIn(ctx, l.clientM.ns, network, address)
+}
+
+// dialIn dials from the network namespace ns.
+func dialIn(ctx context.Context, ns netns.NsHandle, network, address string) (net.Conn, error) {
 	var c net.Conn
-	err := inNetns(l.clientM.ns, func() (err error) {
+	err := inNetns(ns, func() (err error) {
 		var d net.Dialer
 		c, err = d.DialContext(ctx, network, address)
 		return err
@@ -145,11 +152,18 @@ func (l *Lab) DialContext(ctx context.Context, network, address string) (net.Con
 // request (a kept-alive connection would hide a failover), never through a
 // proxy.
 func (l *Lab) HTTPClient(timeout time.Duration) *http.Client {
+	return httpClientIn(l.clientM.ns, timeout)
+}
+
+// httpClientIn is HTTPClient from the network namespace ns.
+func httpClientIn(ns netns.NsHandle, timeout time.Duration) *http.Client {
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
-			Proxy:             nil,
-			DialContext:       l.DialContext,
+			Proxy: nil,
+			DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+				return dialIn(ctx, ns, network, address)
+			},
 			DisableKeepAlives: true,
 		},
 	}
@@ -202,9 +216,13 @@ type Probe struct {
 // Probe starts a request to http://addr:port/ from the client every
 // interval (each with ProbeTimeout), until Stop.
 func (l *Lab) Probe(ctx context.Context, addr netip.Addr, port int, every time.Duration) *Probe {
+	return l.probeWith(ctx, l.HTTPClient(ProbeTimeout), addr, port, every)
+}
+
+// probeWith is Probe with the client c.
+func (l *Lab) probeWith(ctx context.Context, c *http.Client, addr netip.Addr, port int, every time.Duration) *Probe {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &Probe{cancel: cancel}
-	c := l.HTTPClient(ProbeTimeout)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()

@@ -726,6 +726,8 @@ type RouterPath struct {
 	// ("no-advertise" for 65535:65282).
 	Community string
 	NextHops  []string
+	// Stale: kept through its peer's graceful restart, not yet refreshed.
+	Stale bool
 }
 
 // RouterPaths reads the router's BGP paths for prefix from FRR, and FRR's
@@ -747,6 +749,7 @@ func (l *Lab) RouterPaths(ctx context.Context, prefix netip.Prefix) ([]RouterPat
 			Nexthops []struct {
 				IP string `json:"ip"`
 			} `json:"nexthops"`
+			Stale bool `json:"stale"`
 		} `json:"paths"`
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
@@ -754,7 +757,7 @@ func (l *Lab) RouterPaths(ctx context.Context, prefix netip.Prefix) ([]RouterPat
 	}
 	paths := make([]RouterPath, len(r.Paths))
 	for i, p := range r.Paths {
-		paths[i].Community = p.Community.String
+		paths[i].Community, paths[i].Stale = p.Community.String, p.Stale
 		for _, nh := range p.Nexthops {
 			paths[i].NextHops = append(paths[i].NextHops, nh.IP)
 		}

@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/herald-lb/herald/internal/chaos"
 	"github.com/herald-lb/herald/internal/lab"
 )
 
@@ -390,7 +391,7 @@ func TestSeed002(t *testing.T) {
 func TestGracefulRestart(t *testing.T) {
 	l := startBareLab(t, func(o *lab.Options) { o.Router = true })
 	ctx := ctxT(t, 3*time.Minute)
-	cfg := strings.ReplaceAll(l.RouterBGPConfig(), "  myASN:", "  enableGracefulRestart: true\n  myASN:")
+	cfg := chaos.GracefulRestartConfig(l)
 	if !strings.Contains(cfg, "enableGracefulRestart: true") {
 		t.Fatalf("could not enable graceful restart in:\n%s", cfg)
 	}

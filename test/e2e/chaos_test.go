@@ -136,6 +136,27 @@ func TestChaosRollingRestart(t *testing.T) {
 	}
 }
 
+// TestChaosRollingRestartBGP: every speaker restarted in turn while the
+// router peers with each node with graceful restart: the router keeps
+// every next hop (stale for the restarting node) and no request from the
+// client behind it fails.
+func TestChaosRollingRestartBGP(t *testing.T) {
+	l := startBareLab(t, func(o *lab.Options) { o.Router = true })
+	ctx := ctxT(t, 3*time.Minute)
+	if err := l.Apply(ctx, chaos.GracefulRestartConfig(l)); err != nil {
+		t.Fatal(err)
+	}
+	addrs := service(t, l, lab.Service{Name: "rolling-bgp", Families: []corev1.IPFamily{corev1.IPv4Protocol}})
+	r, err := chaos.RollingBGP(ctx, l, chaos.Target{Service: "rolling-bgp", Addr: addrs[0]}, chaosOptions(t, 0))
+	logResult(t, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Failed > 0 {
+		t.Errorf("%d of %d requests failed during the rollout", r.Failed, r.Requests)
+	}
+}
+
 // TestChaosControllerLeaderKilled: two controller replicas; the leader is
 // killed while 100 Services are created. No address is ever held twice and
 // every Service gets one.
