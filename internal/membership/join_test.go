@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -156,4 +158,61 @@ func TestRejoinAfterFailure(t *testing.T) {
 	if bound := 3 * time.Second; took > bound {
 		t.Errorf("merged %s after the peer came back, want within %s", took.Round(time.Millisecond), bound)
 	}
+}
+
+// TestDeathSettles: a member declared dead still counts for the settle
+// time (100 ms in a small cluster), so a refutation that comes within it
+// moves nothing; then it is gone. Before, it went the moment memberlist
+// declared it dead.
+func TestDeathSettles(t *testing.T) {
+	log := newLogs(t)
+	aAddr, bAddr := testAddr(t, 64, 1), testAddr(t, 64, 2)
+	a := start(t, log, Config{NodeName: "a", BindAddr: aAddr, JoinTimeout: time.Hour, Peers: peers(bAddr)})
+	b := start(t, log, Config{NodeName: "b", BindAddr: bAddr, JoinTimeout: time.Hour, Peers: peers(aAddr)})
+	waitMembers(t, a, "a", "b")
+	if err := b.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitFor)
+	var dropped time.Time
+	for time.Now().Before(deadline) {
+		if !slices.Contains(a.Members(), "b") {
+			dropped = time.Now()
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if dropped.IsZero() {
+		t.Fatal("a never dropped b")
+	}
+	declared, ok := loggedAt(log.String(), `msg="member left or failed"`, "member=b")
+	if !ok {
+		t.Fatalf("no record of b's death in a's log")
+	}
+	settle := dropped.Sub(declared)
+	t.Logf("b declared dead, then dropped from Members %s later", settle.Round(time.Millisecond))
+	if want := settleFor(fastConfig(fastCurve[0])); settle < want-10*time.Millisecond {
+		t.Errorf("b dropped %s after it was declared dead, want at least %s", settle.Round(time.Millisecond), want)
+	}
+}
+
+// loggedAt returns the time of the first log record holding every one of
+// parts.
+func loggedAt(logs string, parts ...string) (time.Time, bool) {
+	for line := range strings.Lines(logs) {
+		match := true
+		for _, p := range parts {
+			match = match && strings.Contains(line, p)
+		}
+		if !match {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "time=") {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(f[0], "time="))
+		return at, err == nil
+	}
+	return time.Time{}, false
 }
