@@ -122,7 +122,7 @@ bench-cloud: build ## Hetzner floating IPs in the routed lab against the API sta
 	KUBEBUILDER_ASSETS="$$assets" $(GO) run ./bench/cloudbench $(CLOUDBENCH_FLAGS)
 
 .PHONY: bench-chaos
-bench-chaos: build ## the chaos suite at length in the lab: loss, jitter, partition, starved speaker, API server down, flapping link, rolling restart, controller leader killed, bad frames (root; ~2 h at the default 10 min per fault, CHAOSBENCH_FLAGS=-for 2m for ~45 min): writes bench/results/chaos.{json,md}
+bench-chaos: build ## the chaos suite at length in the lab: loss, jitter, partition, starved speaker, API server down, flapping link, rolling restart (Layer 2, and BGP with graceful restart), controller leader killed, bad frames (root; ~2 h at the default 10 min per fault, CHAOSBENCH_FLAGS=-for 2m for ~45 min): writes bench/results/chaos.{json,md}
 	assets="$$(hack/testenv.sh)"; \
 	KUBEBUILDER_ASSETS="$$assets" $(GO) run ./bench/chaosbench $(CHAOSBENCH_FLAGS)
 
