@@ -11,6 +11,7 @@ import (
 
 	"github.com/herald-lb/herald/bench/report"
 	"github.com/herald-lb/herald/internal/lab"
+	"github.com/herald-lb/herald/internal/linkdamp"
 )
 
 // Impairment is a degraded link, put on and taken off one node at a time.
@@ -269,8 +270,9 @@ func Flap(ctx context.Context, l *lab.Lab, t Target, period time.Duration, o Opt
 	}
 	to = time.Now()
 	r.figure("flaps", float64(flaps))
-	// Settled: it comes back to its owner, then a real failure.
-	if _, err := w.settle(ctx, owner, to, time.Minute); err != nil {
+	// Settled: it comes back to its owner once the hold-down it earned
+	// (up to linkdamp.DefaultMax) is over, then a real failure.
+	if _, err := w.settle(ctx, owner, to, linkdamp.DefaultMax+30*time.Second); err != nil {
 		return r, err
 	}
 	r.figure("owner back after flapping ms", ms(time.Since(to)))
