@@ -16,6 +16,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/herald-lb/herald/internal/lab"
 )
 
@@ -38,6 +41,9 @@ func (in *Inputs) Register(fs *flag.FlagSet) {
 // watches it and run's deferred cleanup removes the lab.
 func Main(name string, run func(context.Context, *slog.Logger) error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// envtest logs through controller-runtime's logger; unset, it prints a
+	// stack trace into the benchmark's output at the second lab it starts.
+	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, log)
 	if err != nil && ctx.Err() != nil {
