@@ -72,8 +72,7 @@ func chaosReport(res results, detail func(chaos.Result) []report.Metric) report.
 	for _, r := range res.runs {
 		rep.Results = append(rep.Results, report.Result{Name: r.Scenario, Metrics: detail(r)})
 	}
-	rep.Notes = append(rep.Notes, fmt.Sprintf("Durations of this run: loss, jitter and starvation %s each (the issue asks for 10 minutes), partitions %s, API server down %s, link flapping %s, flood %s at %d frames/s; %d hard failures under each netem setting; %d Services in leader-kill.",
-		o.dur, o.partitionFor, o.apiFor, o.flapFor, o.floodFor, o.floodRate, o.kills, o.services))
+	rep.Notes = append(rep.Notes, "Durations of this run: "+durations(o)+".")
 	for _, r := range res.runs {
 		var parts []string
 		for _, k := range slices.Sorted(maps.Keys(r.Figures)) {
@@ -85,7 +84,7 @@ func chaosReport(res results, detail func(chaos.Result) []report.Metric) report.
 		if len(r.Metrics) > 0 {
 			var ms []string
 			for _, k := range slices.Sorted(maps.Keys(r.Metrics)) {
-				ms = append(ms, fmt.Sprintf("%s +%s", k, trim(r.Metrics[k])))
+				ms = append(ms, increase(k, r.Metrics[k]))
 			}
 			parts = append(parts, "metrics "+strings.Join(ms, ", "))
 		}
@@ -95,6 +94,37 @@ func chaosReport(res results, detail func(chaos.Result) []report.Metric) report.
 	rep.Notes = append(rep.Notes, fmt.Sprintf("The whole run took %s; load average when it started: %s. The machine's cores are shared by the API server, etcd, the controller, the speakers, the stand-in backends and the benchmark itself.",
 		res.finished.Sub(res.started).Round(time.Second), res.loadavg))
 	return rep
+}
+
+// durations names the lengths of the scenarios o runs, and only those.
+func durations(o options) string {
+	var parts []string
+	add := func(prefixes []string, text string) {
+		for _, s := range o.scenarios {
+			for _, p := range prefixes {
+				if strings.HasPrefix(s, p) {
+					parts = append(parts, text)
+					return
+				}
+			}
+		}
+	}
+	add([]string{"loss", "jitter", "starve"}, fmt.Sprintf("loss, jitter and starvation %s each (the issue asks for 10 minutes), %d hard failures under each netem setting", o.dur, o.kills))
+	add([]string{"partition"}, fmt.Sprintf("partitions %s", o.partitionFor))
+	add([]string{"api-down"}, fmt.Sprintf("API server down %s", o.apiFor))
+	add([]string{"flap"}, fmt.Sprintf("link flapping %s", o.flapFor))
+	add([]string{"frames"}, fmt.Sprintf("flood %s at %d frames/s", o.floodFor, o.floodRate))
+	add([]string{"leader-kill"}, fmt.Sprintf("%d Services in leader-kill", o.services))
+	return strings.Join(parts, "; ")
+}
+
+// increase writes a counter's change over a scenario. It is negative only
+// when a speaker restarted within it and its counter began again from 0.
+func increase(name string, v float64) string {
+	if v < 0 {
+		return fmt.Sprintf("%s %s (a speaker restarted: its counter began again)", name, trim(v))
+	}
+	return fmt.Sprintf("%s +%s", name, trim(v))
 }
 
 func trim(v float64) string {
