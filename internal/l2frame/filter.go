@@ -42,7 +42,7 @@ func Filter(matches ...Match) ([]bpf.RawInstruction, error) {
 func program(pktType bool, matches []Match) ([]bpf.Instruction, error) {
 	n := 2 // the two returns
 	if pktType {
-		n += 3
+		n += 4
 	}
 	for _, m := range matches {
 		if len(m.Values) == 0 {
@@ -64,11 +64,15 @@ func program(pktType bool, matches []Match) ([]bpf.Instruction, error) {
 
 	prog := make([]bpf.Instruction, 0, n)
 	if pktType {
-		prog = append(prog, bpf.LoadExtension{Num: bpf.ExtType})
-		for _, t := range []uint32{pktOtherHost, pktOutgoing} {
-			i := len(prog)
-			prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: t, SkipTrue: skip(i, drop)})
-		}
+		// The prologue has a drop of its own right after it, so that its
+		// reach does not grow with the body: adding it never turns a body
+		// that fits into one that does not.
+		prog = append(prog,
+			bpf.LoadExtension{Num: bpf.ExtType},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: pktOtherHost, SkipTrue: 1},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: pktOutgoing, SkipFalse: 1},
+			bpf.RetConstant{Val: 0},
+		)
 	}
 	for _, m := range matches {
 		prog = append(prog, bpf.LoadAbsolute{Off: m.Offset, Size: m.Size})

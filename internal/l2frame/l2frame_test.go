@@ -92,8 +92,8 @@ func TestFilterProgram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(full) != len(prog)+3 {
-		t.Errorf("Filter has %d instructions, want the %d of the body plus a 3-instruction prologue", len(full), len(prog))
+	if len(full) != len(prog)+4 {
+		t.Errorf("Filter has %d instructions, want the %d of the body plus a 4-instruction prologue", len(full), len(prog))
 	}
 	for _, bad := range []Match{{Offset: 12, Size: 2}, {Offset: 12, Size: 4, Values: []uint32{1}}} {
 		if _, err := Filter(bad); err == nil {
@@ -109,6 +109,21 @@ func TestFilterProgram(t *testing.T) {
 	}
 	if _, err := Filter(matches[0], long); err == nil {
 		t.Error("Filter accepted a program whose jumps do not fit 8 bits")
+	}
+	// Found by FuzzFilter in CI (testdata/fuzz/FuzzFilter/prologue-reach):
+	// the packet-type prologue jumped to the final drop over the whole
+	// body, so matches whose own jumps fit were refused once it was added.
+	wide := []Match{{Offset: 14, Size: 2}, {Offset: 16, Size: 2}}
+	for i := range wide {
+		for v := range 200 {
+			wide[i].Values = append(wide[i].Values, uint32(v))
+		}
+	}
+	if _, err := program(false, wide); err != nil {
+		t.Fatalf("body of two 200-value matches: %v", err)
+	}
+	if _, err := Filter(wide...); err != nil {
+		t.Errorf("Filter refused matches whose body fits: %v", err)
 	}
 }
 
