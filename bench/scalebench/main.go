@@ -30,11 +30,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/herald-lb/herald/bench/report"
@@ -94,6 +96,16 @@ func main() {
 			os.Exit(1)
 		}
 		defer pprof.StopCPUProfile()
+		// A run that never converges is the one worth profiling, so
+		// an interrupt still writes the profile.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			<-sig
+			pprof.StopCPUProfile()
+			fmt.Fprintln(os.Stderr, "scalebench: interrupted; CPU profile written to", o.cpuProfile)
+			os.Exit(130)
+		}()
 	}
 	if err := run(context.Background(), o); err != nil {
 		slog.Error("scalebench failed", "err", err)
