@@ -210,6 +210,7 @@ func scenario(ctx context.Context, o options, sink *byteSink, profile string, n,
 
 	var first, all []time.Duration
 	missed, spurious := 0, 0
+	kcpu0, kt0, kev0 := processCPU(), time.Now(), ev.snapshot()
 	for r := range o.runs {
 		time.Sleep(500*time.Millisecond + rand.N(time.Second))
 		began, err := c.kill(n - 1 - r)
@@ -229,6 +230,8 @@ func scenario(ctx context.Context, o options, sink *byteSink, profile string, n,
 			report.Summarize(w.dropped).Min.Round(time.Millisecond), len(w.dropped), len(w.dropped)+w.missed,
 			report.Summarize(w.dropped).Max.Round(time.Millisecond))
 	}
+	killCores := (processCPU() - kcpu0).Seconds() / time.Since(kt0).Seconds()
+	kev := ev.snapshot().minus(kev0)
 	timing, err := membership.ProfileTiming(profile, n)
 	if err != nil {
 		return nil, "", err
@@ -265,6 +268,9 @@ func scenario(ctx context.Context, o options, sink *byteSink, profile string, n,
 		{Name: "expected typical", Unit: "ms", Value: report.Millis(timing.Typical(), 0)},
 		{Name: "kill: not seen in time", Unit: "count", Value: float64(missed)},
 		{Name: "kill: live members dropped", Unit: "count", Value: float64(spurious)},
+		{Name: "kill: process CPU", Unit: "cores", Value: report.Round(killCores, 2)},
+		{Name: "kill: failed probes", Unit: "count", Value: float64(kev.probeFailed)},
+		{Name: "kill: deaths declared", Unit: "count", Value: float64(kev.timedOut)},
 	}}
 	fmt.Printf("%s: converged in %s (%.2f cores, %d failed probes, %d deaths); %.2f KB/s per node, %.1f KB/s total; CPU %.3f%% of a core per node (%.2f cores, %.2f others); "+
 		"quiet: %d failed probes, %d suspicions, %d dead, %d dropped, sched wait p99 %s max %s; kill all median %s max %s\n",
@@ -291,7 +297,9 @@ func notes(o options) []string {
 			"(a suspicion refuted in time moves nothing); live members dropped counts (observer, member) pairs where a member's Members() lost a member nobody killed, " +
 			"which would move addresses.",
 		fmt.Sprintf("Kill: first/all = until the first survivor / every survivor dropped the victim; median and max over %d kills per scenario. "+
-			"expected typical = membership.ProfileTiming for n members (internal/membership/timing.go).", o.runs),
+			"expected typical = membership.ProfileTiming for n members (internal/membership/timing.go). "+
+			"kill: process CPU, failed probes and deaths declared (the victims' own included) cover all the kills, from the first kill to the last survivor's drop, "+
+			"the watchers (one per survivor, woken by each change of its member list) included.", o.runs),
 		fmt.Sprintf("Timers: probe interval, gossip interval and suspicion (the minimum, once confirmed) are what internal/membership chose for n members "+
 			"(fast: the step of its curve, fastCurve in profile.go; each member is given all n addresses as peers, as a speaker is given every node). "+
 			"Join: from the first member's start until every member listed all n; members start at once below %d members, %s apart from %d on "+
