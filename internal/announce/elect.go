@@ -10,8 +10,8 @@ import (
 // Elect decides, for every Service, which node announces it in a
 // single-owner mode. Every speaker computes the same result from the same
 // inputs. Services with one election key are decided together, among the
-// nodes eligible for all of them, so one address always has one owner
-// (MetalLB #558, #968).
+// nodes eligible for every one of them that has an endpoint, so one
+// address always has one owner (MetalLB #558, #968).
 func Elect(in Inputs, e Elector) []Announcement {
 	groups := map[string][]Service{}
 	for _, s := range in.Services {
@@ -30,18 +30,35 @@ func Elect(in Inputs, e Elector) []Announcement {
 	for _, k := range keys {
 		svcs := groups[k]
 		slices.SortFunc(svcs, func(a, b Service) int { return cmp.Compare(a.Key, b.Key) })
-		c := e.Candidates(in, svcs)
+		// A Service with no endpoint is announced by nobody and has no say
+		// in who announces the others on its key: a new Deployment's
+		// Service, whose Pods are not ready yet, must not take a shared
+		// address or a floating /64 away from the Services it already
+		// serves. Only when none has an endpoint does the mode say why.
+		serving := slices.DeleteFunc(slices.Clone(svcs), func(s Service) bool { return len(s.EndpointNodes) == 0 })
+		if len(serving) == 0 {
+			serving = svcs
+		}
+		c := e.Candidates(in, serving)
 		owner, ok := election.OwnerWeighted(k, c.Nodes, c.Weights)
 		reason := ""
 		if !ok {
 			reason = cmp.Or(c.Why, "no eligible node")
 		}
 		for _, s := range svcs {
-			out = append(out, Announcement{Service: s.Key, Addrs: s.Addrs, Key: k, Owner: owner, Reason: reason})
+			a := Announcement{Service: s.Key, Addrs: s.Addrs, Key: k, Owner: owner, Reason: reason}
+			if len(s.EndpointNodes) == 0 {
+				a.Owner, a.Reason = "", ReasonNoEndpoints
+			}
+			out = append(out, a)
 		}
 	}
 	return out
 }
+
+// ReasonNoEndpoints is why a Service with no ready or serving endpoint is
+// announced by no node.
+const ReasonNoEndpoints = "the Service has no ready or serving endpoint"
 
 // Owned keeps the announcements node owns.
 func Owned(all []Announcement, node string) []Announcement {

@@ -91,8 +91,9 @@ func inputs(live []string, svcs ...Service) Inputs {
 	return in
 }
 
+// svc is a Service with a ready endpoint on n1 and n2.
 func svc(key, ip string) Service {
-	return Service{Key: key, Addrs: []netip.Addr{netip.MustParseAddr(ip)}}
+	return Service{Key: key, Addrs: []netip.Addr{netip.MustParseAddr(ip)}, EndpointNodes: map[string]bool{"n1": true, "n2": true}}
 }
 
 // TestLoopReadyGate: until the node may announce, a single-owner mode owns

@@ -163,6 +163,19 @@ func TestLayer2(t *testing.T) {
 			st := l2Statuses(t, l, "sh-alt")
 			return len(st) == 1 && st[0] == owner, fmt.Sprint(st)
 		})
+		// A third Service on the address, whose Pods are not ready yet,
+		// takes nothing from the two it serves: the owner keeps answering.
+		c := service(t, l, lab.Service{Name: "sh-new", Annotations: key, Ports: []int32{9090}, EndpointNodes: []string{}})
+		if c[0] != a[0] {
+			t.Fatalf("sh-new got %s, not the shared %s", c[0], a[0])
+		}
+		n := 0
+		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); n++ {
+			if got, err := l.Announcer(ctx, a[0]); err != nil || got != owner {
+				t.Fatalf("sh-new without endpoints, sample %d: %s answered by %q (%v), want %s", n, a[0], got, err, owner)
+			}
+		}
+		t.Logf("sh-new without endpoints: %d ARP samples, all answered by %s", n, owner)
 	})
 	t.Run("node selector", func(t *testing.T) {
 		if _, err := l.Kubectl(ctx, "", "label", "node", "node3", "rack=b", "--overwrite"); err != nil {

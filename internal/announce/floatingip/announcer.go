@@ -154,7 +154,7 @@ func (a *Announcer) eligible(in announce.Inputs, s announce.Service) (map[string
 		return nil, "no CloudAdvertisement selects pool " + s.Pool + " for this Service"
 	}
 	if len(s.EndpointNodes) == 0 {
-		return nil, "the Service has no ready or serving endpoint"
+		return nil, announce.ReasonNoEndpoints
 	}
 	out := map[string]bool{}
 	for name, n := range in.Nodes {

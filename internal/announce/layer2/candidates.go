@@ -85,7 +85,7 @@ func eligible(in announce.Inputs, s announce.Service) (map[string]bool, []*confi
 		return nil, nil, "no L2Advertisement selects pool " + s.Pool + " for this Service"
 	}
 	if len(s.EndpointNodes) == 0 {
-		return nil, nil, "the Service has no ready or serving endpoint"
+		return nil, nil, announce.ReasonNoEndpoints
 	}
 	out := map[string]bool{}
 	for name, n := range in.Nodes {

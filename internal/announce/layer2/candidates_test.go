@@ -76,6 +76,16 @@ func TestPlan(t *testing.T) {
 				svc("a/tcp", "192.0.2.9", func(s *announce.Service) { s.Local = true; s.EndpointNodes = map[string]bool{"n1": true, "n2": true} }),
 				svc("a/udp", "192.0.2.9", func(s *announce.Service) { s.Local = true; s.EndpointNodes = map[string]bool{"n2": true, "n3": true} }),
 			}}, map[string][]string{"a/tcp": {"n2"}, "a/udp": {"n2"}}, nil},
+		{"shared address: a Service without endpoints takes nothing from the other", announce.Inputs{Config: cfg(all), Nodes: nodes, Live: live,
+			Services: []announce.Service{
+				svc("a/tcp", "192.0.2.9"),
+				svc("a/udp", "192.0.2.9", func(s *announce.Service) { s.EndpointNodes = nil }),
+			}}, map[string][]string{"a/tcp": {"n1", "n2", "n3"}, "a/udp": {""}}, nil},
+		{"shared address, Local: a Service without endpoints takes nothing from the other", announce.Inputs{Config: cfg(all), Nodes: nodes, Live: live,
+			Services: []announce.Service{
+				svc("a/tcp", "192.0.2.9", func(s *announce.Service) { s.Local = true; s.EndpointNodes = map[string]bool{"n3": true} }),
+				svc("a/udp", "192.0.2.9", func(s *announce.Service) { s.Local = true; s.EndpointNodes = map[string]bool{} }),
+			}}, map[string][]string{"a/tcp": {"n3"}, "a/udp": {""}}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
