@@ -125,7 +125,7 @@ func start(ctx context.Context, o options, log *slog.Logger) (*bench, func(error
 		b.sim.Close()
 		return nil, nil, err
 	}
-	opts.Router = true
+	opts.Router, opts.PointToPoint = true, true
 	opts.Forward = []string{u.Host}
 	opts.SpeakerArgs = func(kubeconfig string, n lab.Node) []string {
 		return append(lab.DefaultSpeakerArgs(kubeconfig, n), "--cloud-endpoint", b.sim.Endpoint(),

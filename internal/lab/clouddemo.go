@@ -81,13 +81,13 @@ func CloudDemo(ctx context.Context, opts DemoOptions, out io.Writer) (err error)
 	if err != nil {
 		return err
 	}
-	opts.Router = true
+	opts.Router, opts.PointToPoint = true, true
 	opts.Forward = append(opts.Forward, u.Host)
 	opts.SpeakerArgs = func(kubeconfig string, node Node) []string {
 		return append(DefaultSpeakerArgs(kubeconfig, node), "--cloud-endpoint", sim.Endpoint(),
 			"--cloud-lease", demoLease.String(), "--cloud-hold-down", demoHoldDown.String())
 	}
-	step("start", "kube-apiserver and etcd; a LAN of network namespaces; a router; Hetzner's API stand-in at %s", sim.Endpoint())
+	step("start", "kube-apiserver and etcd; a LAN of network namespaces; a router linked to each node point to point, as a cloud's; Hetzner's API stand-in at %s", sim.Endpoint())
 	started, err := Start(ctx, opts.Options)
 	if err != nil {
 		if ctx.Err() != nil {

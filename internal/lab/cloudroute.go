@@ -37,6 +37,9 @@ func (l *Lab) RouteVia(prefix netip.Prefix, node string) error {
 	if prefix.Addr().Is6() {
 		gw = n.IPv6
 	}
+	if l.opts.PointToPoint {
+		gw = n.uplinkFor(prefix.Addr())
+	}
 	route.Gw = gw.AsSlice()
 	if err := h.RouteReplace(route); err != nil {
 		return fmt.Errorf("router: route %s via %s (%s): %w", prefix, gw, node, err)

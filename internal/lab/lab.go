@@ -106,6 +106,11 @@ type Options struct {
 	RouterBFD bool
 	// RouterPassword, if set, is the TCP MD5 password of the router's sessions.
 	RouterPassword string
+	// PointToPoint, with Router, is the cloud topology (see uplinks.go):
+	// the router has no port on the LAN and runs no FRR; each node reaches
+	// it over a point-to-point link of its own, and an address reaches a
+	// node only through a route the router holds for it (RouteVia).
+	PointToPoint bool
 
 	// Cluster, if set, makes the nodes real Kubernetes nodes (see
 	// nodes.go) and starts no herald process: Herald is installed as Pods.
@@ -145,8 +150,11 @@ type Node struct {
 type member struct {
 	Node
 	port string // its veth peer on the bridge, in the lan namespace
-	ns   netns.NsHandle
-	nl   *netlink.Handle
+	// uplink are a node's IPv4 and IPv6 addresses on its point-to-point
+	// link to the router (Options.PointToPoint).
+	uplink [2]netip.Addr
+	ns     netns.NsHandle
+	nl     *netlink.Handle
 }
 
 // Lab is a running lab. Its methods are safe for concurrent use.
@@ -252,7 +260,10 @@ func preflight(ctx context.Context, opts Options) error {
 	if _, err := os.Stat(opts.CRDs); opts.CRDs == "" || err != nil {
 		return fmt.Errorf("CRD folder %q not found (config/crd/bases of the checkout)", opts.CRDs)
 	}
-	if opts.Router {
+	if opts.PointToPoint && !opts.Router {
+		return errors.New("the point-to-point topology needs the router (Options.Router)")
+	}
+	if opts.Router && !opts.PointToPoint {
 		if err := routerPreflight(); err != nil {
 			return err
 		}

@@ -209,10 +209,11 @@ func addrOf(p netip.Prefix) *netlink.Addr {
 }
 
 // CutLink takes the node's bridge port down, as if its cable were pulled:
-// frames to and from the node stop, and its eth0 loses carrier.
+// frames to and from the node stop, and its eth0 loses carrier. In the
+// point-to-point topology the node's end of its uplink goes down too.
 func (l *Lab) CutLink(node string) error { return l.setLink(node, false) }
 
-// RestoreLink brings the node's bridge port back up.
+// RestoreLink brings the node's bridge port (and uplink) back up.
 func (l *Lab) RestoreLink(node string) error { return l.setLink(node, true) }
 
 func (l *Lab) setLink(node string, up bool) error {
@@ -232,5 +233,5 @@ func (l *Lab) setLink(node string, up bool) error {
 	if err != nil {
 		return fmt.Errorf("bridge port of %s: %w", node, err)
 	}
-	return nil
+	return l.setUplink(n, up)
 }

@@ -97,7 +97,8 @@ func routerPreflight() error {
 }
 
 // startRouter builds the router and the remote, routes the nodes to the
-// remote subnet and starts FRR. The LAN must be up.
+// remote subnet and starts FRR; with Options.PointToPoint it links the
+// nodes to the router instead (uplinks.go). The LAN must be up.
 func (l *Lab) startRouter(ctx context.Context) error {
 	for _, m := range []*member{l.router, l.remote} {
 		if err := l.addMemberNamespace(ctx, m); err != nil {
@@ -117,11 +118,14 @@ func (l *Lab) startRouter(ctx context.Context) error {
 	if err := writeSysctls(l.remote.ns, noDAD...); err != nil {
 		return fmt.Errorf("%s: %w", l.remote.Namespace, err)
 	}
-	if err := l.attachRouter(); err != nil {
-		return fmt.Errorf("%s: %w", l.router.Namespace, err)
-	}
 	if err := l.linkRemote(); err != nil {
 		return fmt.Errorf("%s: %w", l.remote.Namespace, err)
+	}
+	if l.opts.PointToPoint {
+		return l.linkUplinks()
+	}
+	if err := l.attachRouter(); err != nil {
+		return fmt.Errorf("%s: %w", l.router.Namespace, err)
 	}
 	for _, n := range l.nodes {
 		for _, p := range remoteSubnets {

@@ -82,7 +82,7 @@ func TestChartCloudFloatingIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	lb := startCluster(t, 3, func(o *lab.Options) {
-		o.Router = true
+		o.Router, o.PointToPoint = true, true
 		o.Forward = []string{u.Host}
 	})
 	mu.Lock()

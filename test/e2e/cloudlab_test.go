@@ -69,7 +69,7 @@ func startCloudLab(t *testing.T, nodes int, fips map[int64]netip.Prefix) *cloudL
 	}
 	cl.Lab = startBareLab(t, func(o *lab.Options) {
 		o.Nodes = nodes
-		o.Router = true
+		o.Router, o.PointToPoint = true, true
 		o.Forward = []string{u.Host}
 		o.SpeakerArgs = func(kubeconfig string, n lab.Node) []string {
 			return append(lab.DefaultSpeakerArgs(kubeconfig, n), "--cloud-endpoint", cl.sim.Endpoint(),

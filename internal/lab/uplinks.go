@@ -1,0 +1,125 @@
+package lab
+
+// The cloud topology (Options.PointToPoint) is how a cloud's servers reach
+// the outside: each node has a point-to-point link of its own to the
+// provider's router, and no layer 2 is shared with it.
+//
+//	hl<id>-nodeN    eth1 198.18.0.(2N+1)/31, 2001:db8:ff:N::2/64, routes to
+//	                the remote subnet over it (the LAN stays, for the nodes'
+//	                own traffic: a cloud's private network)
+//	hl<id>-router   up-nodeN 198.18.0.(2N)/31, 2001:db8:ff:N::1/64, one per
+//	                node; eth1 to the remote as in router.go; no port on the
+//	                LAN and no FRR: nobody peers over BGP on such a cloud
+//
+// An address reaches a node only through a route the router holds for it
+// (RouteVia, which a cloud API's stand-in calls when it moves a floating
+// IP): whatever a node answers to ARP or NDP, the router never hears it.
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+)
+
+// uplinkOf is the name of node's link in the router's namespace.
+func uplinkOf(node string) string { return "up-" + node }
+
+// uplinkAddrs are the node's and the router's addresses on the point-to-
+// point link of the node with index i (1-based): a /31 and a /64 each.
+func uplinkAddrs(i int) (node, router [2]netip.Prefix) {
+	v4 := func(b int) netip.Prefix {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(b >> 8), byte(b)}), 31)
+	}
+	v6 := func(h int) netip.Prefix {
+		return netip.PrefixFrom(netip.MustParseAddr(fmt.Sprintf("2001:db8:ff:%x::%d", i, h)), 64)
+	}
+	return [2]netip.Prefix{v4(2*i + 1), v6(2)}, [2]netip.Prefix{v4(2 * i), v6(1)}
+}
+
+// linkUplinks gives every node its point-to-point link to the router and
+// routes the remote subnet over it. The router's namespace must exist,
+// with forwarding on and duplicate address detection off.
+func (l *Lab) linkUplinks() error {
+	for i, n := range l.nodes {
+		node, router := uplinkAddrs(i + 1)
+		veth := &netlink.Veth{
+			LinkAttrs:     netlink.LinkAttrs{Name: uplinkOf(n.Name)},
+			PeerName:      "eth1",
+			PeerNamespace: netlink.NsFd(int(n.ns)),
+		}
+		if err := l.router.nl.LinkAdd(veth); err != nil {
+			return fmt.Errorf("%s: uplink veth: %w", n.Name, err)
+		}
+		// Strict ARP as on eth0; the IPv6 addresses survive a cut link
+		// (CutLink), as the IPv4 ones do.
+		if err := writeSysctls(n.ns, "net.ipv4.conf.eth1.arp_ignore", "1", "net.ipv4.conf.eth1.arp_announce", "2",
+			"net.ipv6.conf.eth1.keep_addr_on_down", "1"); err != nil {
+			return fmt.Errorf("%s: %w", n.Namespace, err)
+		}
+		if err := addrsUp(l.router.nl, uplinkOf(n.Name), router[0], router[1]); err != nil {
+			return fmt.Errorf("%s: %w", l.router.Namespace, err)
+		}
+		if err := addrsUp(n.nl, "eth1", node[0], node[1]); err != nil {
+			return fmt.Errorf("%s: %w", n.Namespace, err)
+		}
+		n.uplink = [2]netip.Addr{node[0].Addr(), node[1].Addr()}
+		if err := l.routeRemote(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// uplinkFor is the node's address, of addr's family, on its point-to-point
+// link to the router: the next hop of the router's routes to the node.
+// Invalid without Options.PointToPoint.
+func (n *member) uplinkFor(addr netip.Addr) netip.Addr {
+	if addr.Is6() {
+		return n.uplink[1]
+	}
+	return n.uplink[0]
+}
+
+// setUplink takes the node's end of its uplink down, or brings it back up
+// with its routes, as a cut and a mended cable would; a no-op without
+// Options.PointToPoint. The router's end stays up, so the router keeps its
+// routes to the node: a cloud's network routes a floating IP to its
+// server, dead or alive, until the API moves it.
+func (l *Lab) setUplink(n *member, up bool) error {
+	if !l.opts.PointToPoint {
+		return nil
+	}
+	link, err := n.nl.LinkByName("eth1")
+	if err == nil {
+		if up {
+			err = n.nl.LinkSetUp(link)
+		} else {
+			err = n.nl.LinkSetDown(link)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("uplink of %s: %w", n.Name, err)
+	}
+	if up {
+		return l.routeRemote(n)
+	}
+	return nil
+}
+
+// routeRemote routes the remote subnet from node n over its uplink (the
+// routes go when the link goes down).
+func (l *Lab) routeRemote(n *member) error {
+	_, router := uplinkAddrs(slices.Index(l.nodes, n) + 1)
+	for _, p := range remoteSubnets {
+		via := router[0].Addr()
+		if p.Addr().Is6() {
+			via = router[1].Addr()
+		}
+		if err := n.nl.RouteReplace(&netlink.Route{Dst: prefixNet(p), Gw: via.AsSlice()}); err != nil {
+			return fmt.Errorf("%s: route %s via %s: %w", n.Namespace, p, via, err)
+		}
+	}
+	return nil
+}
