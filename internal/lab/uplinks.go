@@ -16,11 +16,14 @@ package lab
 // IP): whatever a node answers to ARP or NDP, the router never hears it.
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // uplinkOf is the name of node's link in the router's namespace.
@@ -102,10 +105,63 @@ func (l *Lab) setUplink(n *member, up bool) error {
 	if err != nil {
 		return fmt.Errorf("uplink of %s: %w", n.Name, err)
 	}
-	if up {
-		return l.routeRemote(n)
+	if !up {
+		return nil
+	}
+	if err := l.routeRemote(n); err != nil {
+		return err
+	}
+	// The cable is mended when both ends report it operationally up, with
+	// no neighbour entry left from the cut: an address still being
+	// resolved from then is asked for again only at the next probe, up to
+	// a second later, while a fresh one is asked for at once.
+	for _, end := range []struct {
+		h    *netlink.Handle
+		name string
+	}{{n.nl, "eth1"}, {l.router.nl, uplinkOf(n.Name)}} {
+		if err := waitOperUp(end.h, end.name, 5*time.Second); err != nil {
+			return fmt.Errorf("uplink of %s: %w", n.Name, err)
+		}
+		if err := flushNeighbors(end.h, end.name); err != nil {
+			return fmt.Errorf("uplink of %s: %w", n.Name, err)
+		}
 	}
 	return nil
+}
+
+// flushNeighbors deletes the neighbour entries of link name.
+func flushNeighbors(h *netlink.Handle, name string) error {
+	link, err := h.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	neighs, err := h.NeighList(link.Attrs().Index, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("%s: neighbours: %w", name, err)
+	}
+	for _, nb := range neighs {
+		if err := h.NeighDel(&nb); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("%s: delete neighbour %s: %w", name, nb.IP, err)
+		}
+	}
+	return nil
+}
+
+// waitOperUp waits until link name reports operational state up.
+func waitOperUp(h *netlink.Handle, name string, d time.Duration) error {
+	for end := time.Now().Add(d); ; {
+		link, err := h.LinkByName(name)
+		if err != nil {
+			return err
+		}
+		if link.Attrs().OperState == netlink.OperUp {
+			return nil
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("%s still %s after %v", name, link.Attrs().OperState, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // routeRemote routes the remote subnet from node n over its uplink (the

@@ -86,9 +86,11 @@ func TestPointToPoint(t *testing.T) {
 		{"unrouted", func() error { return l.RouteVia(fip, "") }, "nobody"},
 	}
 	for _, st := range steps {
+		start := time.Now()
 		if err := st.do(); err != nil {
 			t.Fatalf("%s: %v", st.what, err)
 		}
+		t.Logf("%s: done in %v", st.what, time.Since(start).Round(time.Millisecond))
 		if got := answer(); got != st.want {
 			t.Errorf("%s: %s answered by %s, want %s", st.what, fip.Addr(), got, st.want)
 		}
