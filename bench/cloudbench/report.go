@@ -133,7 +133,7 @@ func machineNote(r results) string {
 		r.finished.Sub(r.started).Round(time.Second), r.loadavg)
 }
 
-const labDescription = "Lab of network namespaces (internal/lab) with a router: three nodes on a LAN with the router (FRR, idle here), a remote client behind the router, a real kube-apiserver and etcd, the controller and a speaker per node. " +
+const labDescription = "Lab of network namespaces (internal/lab) in its cloud topology: three nodes, each with a point-to-point link of its own to a router that shares no LAN with them (the nodes' LAN carries only their own traffic, as a cloud's private network), a remote client behind the router, a real kube-apiserver and etcd, the controller and a speaker per node. " +
 	"Each node is a Hetzner server (spec.providerID hcloud://1 to 3); the speakers talk to the Hetzner Cloud API stand-in (internal/cloud/hetzner/hcloudsim, on 127.0.0.1, relayed into the node namespaces) through the real hcloud-go client, polling a running action every 500 ms (hcloud-go's default). " +
 	"The stand-in's assign action ends after its action time; when it ends, and before the action reads as done, the router's host route for the floating IP is moved to the new server's node: the floating IP reaches only that node, as on Hetzner. "
 
@@ -141,7 +141,7 @@ func failoverReport(o options, r results) report.Report {
 	rep := report.Report{
 		Title: "Cloud floating IP (Hetzner): hard failover time, detection, decision and API action",
 		Description: labDescription + fmt.Sprintf("One floating IP (a /32, one IPv4 LoadBalancer Service with a ready endpoint on every node). "+
-			"The remote client requests it every %s, each on a new connection (%s timeout). Hard failover: the owner's LAN link is cut, then its speaker gets SIGKILL. "+
+			"The remote client requests it every %s, each on a new connection (%s timeout). Hard failover: the owner's links (LAN and uplink) are cut, then its speaker gets SIGKILL. "+
 			"'failover' is the kill to the first answer from the next owner; 'detection' the kill to the next owner's Lease acquired (the Lease's spec.acquireTime, which that speaker writes); "+
 			"'lease left' the kill to the dead owner's Lease expiring (its last spec.renewTime plus the lease); 'decision' the Lease acquired to the next owner's assign request arriving at the stand-in (its request log); "+
 			"'API action' that request to the route moved (the action's end); 'route to answer' the route moved to the first answer; 'client outage' the dead owner's last answer to the next owner's first; "+
