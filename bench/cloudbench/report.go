@@ -129,7 +129,7 @@ func scaled(o options) string {
 }
 
 func machineNote(r results) string {
-	return fmt.Sprintf("The whole run took %s; load average when it started: %s. The machine's cores are shared by the API server, etcd, the controller, three speakers, FRR, the stand-in and the benchmark itself.",
+	return fmt.Sprintf("The whole run took %s; load average when it started: %s. The machine's cores are shared by the API server, etcd, the controller, three speakers, the stand-in and the benchmark itself.",
 		r.finished.Sub(r.started).Round(time.Second), r.loadavg)
 }
 
