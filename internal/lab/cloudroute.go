@@ -33,10 +33,7 @@ func (l *Lab) RouteVia(prefix netip.Prefix, node string) error {
 	if err != nil {
 		return err
 	}
-	gw := n.IPv4
-	if prefix.Addr().Is6() {
-		gw = n.IPv6
-	}
+	gw := ofFamily([2]netip.Addr{n.IPv4, n.IPv6}, prefix.Addr())
 	if l.opts.PointToPoint {
 		gw = n.uplinkFor(prefix.Addr())
 	}

@@ -153,8 +153,11 @@ type member struct {
 	// uplink are a node's IPv4 and IPv6 addresses on its point-to-point
 	// link to the router (Options.PointToPoint).
 	uplink [2]netip.Addr
-	ns     netns.NsHandle
-	nl     *netlink.Handle
+	// remoteVia are the router's IPv4 and IPv6 addresses a node routes
+	// the remote subnet via (Options.Router).
+	remoteVia [2]netip.Addr
+	ns        netns.NsHandle
+	nl        *netlink.Handle
 }
 
 // Lab is a running lab. Its methods are safe for concurrent use.

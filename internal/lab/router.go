@@ -128,14 +128,9 @@ func (l *Lab) startRouter(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", l.router.Namespace, err)
 	}
 	for _, n := range l.nodes {
-		for _, p := range remoteSubnets {
-			via := l.router.IPv4
-			if p.Addr().Is6() {
-				via = l.router.IPv6
-			}
-			if err := n.nl.RouteAdd(&netlink.Route{Dst: prefixNet(p), Gw: via.AsSlice()}); err != nil {
-				return fmt.Errorf("%s: route %s via %s: %w", n.Namespace, p, via, err)
-			}
+		n.remoteVia = [2]netip.Addr{l.router.IPv4, l.router.IPv6}
+		if err := n.routeRemote(); err != nil {
+			return err
 		}
 	}
 	return l.startFRR(ctx)

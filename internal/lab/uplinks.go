@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -68,7 +67,8 @@ func (l *Lab) linkUplinks() error {
 			return fmt.Errorf("%s: %w", n.Namespace, err)
 		}
 		n.uplink = [2]netip.Addr{node[0].Addr(), node[1].Addr()}
-		if err := l.routeRemote(n); err != nil {
+		n.remoteVia = [2]netip.Addr{router[0].Addr(), router[1].Addr()}
+		if err := n.routeRemote(); err != nil {
 			return err
 		}
 	}
@@ -78,11 +78,14 @@ func (l *Lab) linkUplinks() error {
 // uplinkFor is the node's address, of addr's family, on its point-to-point
 // link to the router: the next hop of the router's routes to the node.
 // Invalid without Options.PointToPoint.
-func (n *member) uplinkFor(addr netip.Addr) netip.Addr {
+func (n *member) uplinkFor(addr netip.Addr) netip.Addr { return ofFamily(n.uplink, addr) }
+
+// ofFamily is the address of pair (IPv4, IPv6) of addr's family.
+func ofFamily(pair [2]netip.Addr, addr netip.Addr) netip.Addr {
 	if addr.Is6() {
-		return n.uplink[1]
+		return pair[1]
 	}
-	return n.uplink[0]
+	return pair[0]
 }
 
 // setUplink takes the node's end of its uplink down, or brings it back up
@@ -108,7 +111,7 @@ func (l *Lab) setUplink(n *member, up bool) error {
 	if !up {
 		return nil
 	}
-	if err := l.routeRemote(n); err != nil {
+	if err := n.routeRemote(); err != nil {
 		return err
 	}
 	// The cable is mended when both ends report it operationally up, with
@@ -164,15 +167,11 @@ func waitOperUp(h *netlink.Handle, name string, d time.Duration) error {
 	}
 }
 
-// routeRemote routes the remote subnet from node n over its uplink (the
-// routes go when the link goes down).
-func (l *Lab) routeRemote(n *member) error {
-	_, router := uplinkAddrs(slices.Index(l.nodes, n) + 1)
+// routeRemote routes the remote subnet from node n via the router: over
+// the LAN, or over its uplink, whose routes go when it goes down.
+func (n *member) routeRemote() error {
 	for _, p := range remoteSubnets {
-		via := router[0].Addr()
-		if p.Addr().Is6() {
-			via = router[1].Addr()
-		}
+		via := ofFamily(n.remoteVia, p.Addr())
 		if err := n.nl.RouteReplace(&netlink.Route{Dst: prefixNet(p), Gw: via.AsSlice()}); err != nil {
 			return fmt.Errorf("%s: route %s via %s: %w", n.Namespace, p, via, err)
 		}
