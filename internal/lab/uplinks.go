@@ -4,10 +4,10 @@ package lab
 // the outside: each node has a point-to-point link of its own to the
 // provider's router, and no layer 2 is shared with it.
 //
-//	hl<id>-nodeN    eth1 198.18.0.(2N+1)/31, 2001:db8:ff:N::2/64, routes to
+//	hl<id>-nodeN    eth1 198.19.128.(2N+1)/31, 2001:db8:ff:N::2/64, routes to
 //	                the remote subnet over it (the LAN stays, for the nodes'
 //	                own traffic: a cloud's private network)
-//	hl<id>-router   up-nodeN 198.18.0.(2N)/31, 2001:db8:ff:N::1/64, one per
+//	hl<id>-router   up-nodeN 198.19.128.(2N)/31, 2001:db8:ff:N::1/64, one per
 //	                node; eth1 to the remote as in router.go; no port on the
 //	                LAN and no FRR: nobody peers over BGP on such a cloud
 //
@@ -28,12 +28,15 @@ import (
 // uplinkOf is the name of node's link in the router's namespace.
 func uplinkOf(node string) string { return "up-" + node }
 
+// maxUplinks is how many nodes the uplinks' /24 has /31s for.
+const maxUplinks = 127
+
 // uplinkAddrs are the node's and the router's addresses on the point-to-
-// point link of the node with index i (1-based): a /31 and a /64 each.
+// point link of the node with index i (1 to maxUplinks): a /31 and a /64
+// each. The /31s lie in 198.19.128.0/24, clear of the cluster lab's Pod
+// ranges (198.18.0.0/16) and Service ranges (198.18.0.0/24, 198.19.0.0/24).
 func uplinkAddrs(i int) (node, router [2]netip.Prefix) {
-	v4 := func(b int) netip.Prefix {
-		return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(b >> 8), byte(b)}), 31)
-	}
+	v4 := func(b int) netip.Prefix { return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, 128, byte(b)}), 31) }
 	v6 := func(h int) netip.Prefix {
 		return netip.PrefixFrom(netip.MustParseAddr(fmt.Sprintf("2001:db8:ff:%x::%d", i, h)), 64)
 	}
@@ -44,6 +47,9 @@ func uplinkAddrs(i int) (node, router [2]netip.Prefix) {
 // routes the remote subnet over it. The router's namespace must exist,
 // with forwarding on and duplicate address detection off.
 func (l *Lab) linkUplinks() error {
+	if len(l.nodes) > maxUplinks {
+		return fmt.Errorf("the point-to-point topology has uplinks for %d nodes, not %d", maxUplinks, len(l.nodes))
+	}
 	for i, n := range l.nodes {
 		node, router := uplinkAddrs(i + 1)
 		veth := &netlink.Veth{
