@@ -38,13 +38,19 @@ type hardRun struct {
 	// next, the client's gap.
 	outage   time.Duration
 	requests requestCount
-	// handback: requests while the restored owner takes the IP back.
-	handback requestCount
+	// rejoin: requests while the dead owner comes back, which takes
+	// nothing: the IP stays with its new holder.
+	rejoin requestCount
 }
 
+// rejoinWatch is how long after a restored node is back in the membership
+// the IP is watched for a move it must not make: more than two leases of
+// the shortest benchmarked.
+const rejoinWatch = 8 * time.Second
+
 // hardFailover cuts the link of owner, the node f is on, and kills its
-// speaker, then measures the takeover; it restores the node and waits
-// until it has f back.
+// speaker, then measures the takeover; it restores the node, which must
+// leave f with its new holder (r.to).
 func (b *bench) hardFailover(ctx context.Context, f fip, owner string) (hardRun, error) {
 	if err := b.pastHoldDown(ctx, f); err != nil {
 		return hardRun{}, err
@@ -97,18 +103,33 @@ func (b *bench) hardFailover(ctx context.Context, f fip, owner string) (hardRun,
 	}
 
 	back := b.mark()
-	if err := b.lab.RestoreLink(owner); err != nil {
+	if err := b.restore(ctx, owner); err != nil {
 		return r, err
 	}
-	if err := b.lab.StartSpeaker(owner); err != nil {
-		return r, err
+	if _, err := b.settled(ctx, f, r.to); err != nil {
+		return r, fmt.Errorf("after %s came back: %w", owner, err)
 	}
-	if _, err := b.settled(ctx, f, owner); err != nil {
-		return r, fmt.Errorf("%s never won %s back: %w", owner, f.addr, err)
+	reqs, moves = b.since(back)
+	if len(moves) > 0 {
+		return r, fmt.Errorf("%s moved to server %d when %s came back: a returning node takes nothing", f.addr, moves[0].server, owner)
 	}
-	reqs, _ = b.since(back)
-	r.handback = countRequests(reqs)
+	r.rejoin = countRequests(reqs)
 	return r, nil
+}
+
+// restore brings node back, link and speaker, waits until every speaker
+// counts it a member again, and then watches for rejoinWatch.
+func (b *bench) restore(ctx context.Context, node string) error {
+	if err := b.lab.RestoreLink(node); err != nil {
+		return err
+	}
+	if err := b.lab.StartSpeaker(node); err != nil {
+		return err
+	}
+	if err := b.lab.WaitMembers(ctx, len(b.lab.Nodes())); err != nil {
+		return fmt.Errorf("after restoring %s: %w", node, err)
+	}
+	return lab.Sleep(ctx, rejoinWatch)
 }
 
 // pastHoldDown waits until the hold-down has passed since f's Lease last

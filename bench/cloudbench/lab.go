@@ -224,7 +224,7 @@ func (b *bench) createServices(ctx context.Context, fips []fip) error {
 
 // leaseOf reads the Lease of a floating IP.
 func (b *bench) leaseOf(ctx context.Context, f fip) (holder string, acquired, renewed time.Time, err error) {
-	l, err := b.lab.Client().CoordinationV1().Leases(lab.HeraldNamespace).Get(ctx, cloudlease.LeaseName(f.ID()), metav1.GetOptions{})
+	l, err := b.lab.Client().CoordinationV1().Leases(lab.HeraldNamespace).Get(ctx, cloudlease.LeaseName(f.addr.String()), metav1.GetOptions{})
 	if err != nil {
 		return "", time.Time{}, time.Time{}, err
 	}
@@ -279,8 +279,7 @@ func (b *bench) settledOnce(ctx context.Context, f fip, want string) (string, st
 	return node, ""
 }
 
-// stable waits until f is settled on the same node twice, 5 s apart: the
-// first speaker up elects itself, and hands the IP over as the others join.
+// stable waits until f is settled on the same node twice, 5 s apart.
 func (b *bench) stable(ctx context.Context, f fip) (string, error) {
 	last := ""
 	for {
@@ -306,28 +305,29 @@ func (b *bench) allSettled(ctx context.Context, fips []fip) error {
 }
 
 // restartSpeakers stops every speaker gracefully and starts them all again
-// with lease, then waits until owner has f back.
-func (b *bench) restartSpeakers(ctx context.Context, lease time.Duration, f fip, owner string) error {
+// with lease, then returns the node f settles on.
+func (b *bench) restartSpeakers(ctx context.Context, lease time.Duration, f fip) (string, error) {
 	b.log.Info("restarting every speaker", "lease", lease)
 	// Each speaker stopped hands the IP to a live one, which may be
 	// stopped in turn while its assign action runs: the action still ends,
-	// and would move the IP away from the restarted owner after it settled.
-	// With no action time every such move is over before the next stop.
-	// The caller sets the action time of its next runs.
+	// and would move the IP after it settled. With no action time every
+	// such move is over before the next stop. The caller sets the action
+	// time of its next runs.
 	b.sim.SetActionTime(0)
 	for _, n := range b.lab.Nodes() {
 		if err := b.lab.StopSpeaker(n.Name, 10*time.Second); err != nil {
-			return err
+			return "", err
 		}
 	}
 	b.lease.Store(int64(lease))
 	for _, n := range b.lab.Nodes() {
 		if err := b.lab.StartSpeaker(n.Name); err != nil {
-			return err
+			return "", err
 		}
 	}
-	if _, err := b.settled(ctx, f, owner); err != nil {
-		return fmt.Errorf("after restarting the speakers with --cloud-lease %s: %w", lease, err)
+	owner, err := b.stable(ctx, f)
+	if err != nil {
+		return "", fmt.Errorf("after restarting the speakers with --cloud-lease %s: %w", lease, err)
 	}
-	return nil
+	return owner, nil
 }

@@ -151,7 +151,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 
 	for i, lease := range o.leases {
 		if i > 0 {
-			if err := b.restartSpeakers(ctx, lease, first, owner); err != nil {
+			if owner, err = b.restartSpeakers(ctx, lease, first); err != nil {
 				return err
 			}
 		}
@@ -164,6 +164,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 					return fmt.Errorf("lease %s, action %s, run %d: %w", lease, action, n+1, err)
 				}
 				set.runs = append(set.runs, r)
+				owner = r.to // the IP stays there when the dead owner comes back
 				log.Info("hard failover", "lease", lease, "action", action, "run", fmt.Sprintf("%d/%d", n+1, o.runs),
 					"to", r.to, "failover", r.failover.Round(time.Millisecond), "detection", r.detection.Round(time.Millisecond),
 					"decision", r.decision.Round(time.Millisecond), "api action", r.action.Round(time.Millisecond),

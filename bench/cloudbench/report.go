@@ -97,12 +97,12 @@ func (s failoverSet) withinGoal() int {
 	return n
 }
 
-func requestTotals(runs []hardRun, handback bool) []int {
+func requestTotals(runs []hardRun, rejoin bool) []int {
 	out := make([]int, len(runs))
 	for i, r := range runs {
 		out[i] = r.requests.total
-		if handback {
-			out[i] = r.handback.total
+		if rejoin {
+			out[i] = r.rejoin.total
 		}
 	}
 	return out
@@ -221,7 +221,7 @@ func requestsReport(o options, r results) report.Report {
 		Description: labDescription + fmt.Sprintf("Requests are counted from the stand-in's request log. Idle: the floating IPs assigned and settled, nothing moving, over a window of %s, with one floating IP and then with %d (one Service each, spread over the three nodes by the election); "+
 			"'requests/h (window)' scales the window's count to an hour; 'check spacing' is the median time between two reads of the same IP (its periodic check) and 'requests/h per IP (spacing)' an hour over the mean spacing, which does not depend on where the window's edges fall between two checks. "+
 			"Per failover: every request from the kill until 1.5 s after the next owner's first answer (the action's last polls included), for the failovers of the other report; and with %d IPs, the node holding the most of them is cut and killed. "+
-			"'handback' is what the restored owner spends taking its IP back (not part of a failover, but of the benchmark's loop). Counts run with --cloud-lease %s and action time %s.", o.idleWindow, o.ips, o.ips, r.lease, r.action),
+			"'rejoin' counts the requests while the dead owner comes back, until 8 s after every speaker counts it a member again: it takes nothing, and the IP stays with its new holder (the benchmark fails on a move). Counts run with --cloud-lease %s and action time %s.", o.idleWindow, o.ips, o.ips, r.lease, r.action),
 		Command: command,
 		Machine: report.DescribeMachine(r.started),
 	}
@@ -237,7 +237,7 @@ func requestsReport(o options, r results) report.Report {
 			metric("runs", "", float64(len(s.runs))),
 			metric("per failover median", "", intMedian(tot)),
 			metric("per failover max", "", float64(slices.Max(append(tot, 0)))),
-			metric("handback median", "", intMedian(requestTotals(s.runs, true))),
+			metric("rejoin median", "", intMedian(requestTotals(s.runs, true))),
 		}})
 	}
 	for i, m := range r.many {

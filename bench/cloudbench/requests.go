@@ -179,16 +179,12 @@ func (b *bench) manyFailover(ctx context.Context, fips []fip) (manyRun, error) {
 		r.took = max(r.took, m.at.Sub(killed))
 	}
 	r.requests = countRequests(reqs)
-	if err := b.lab.RestoreLink(r.node); err != nil {
+	back := b.mark()
+	if err := b.restore(ctx, r.node); err != nil {
 		return r, err
 	}
-	if err := b.lab.StartSpeaker(r.node); err != nil {
-		return r, err
-	}
-	for _, f := range on[r.node] {
-		if _, err := b.settled(ctx, f, r.node); err != nil {
-			return r, fmt.Errorf("%s never won %s back: %w", r.node, f.addr, err)
-		}
+	if _, moves := b.since(back); len(moves) > 0 {
+		return r, fmt.Errorf("floating IP %d moved to server %d when %s came back: a returning node takes nothing", moves[0].fip, moves[0].server, r.node)
 	}
 	return r, nil
 }

@@ -113,6 +113,12 @@ type Candidates struct {
 	Weights map[string]int
 	// Why says why no node may announce, when Nodes is empty.
 	Why string
+	// Incumbent is the node that holds the key now, for modes where a move
+	// costs something (a cloud API call, the connections through the old
+	// node). While it is among Nodes it keeps the key, whatever the hash
+	// or the weights say, so a node that joins or comes back moves
+	// nothing. Empty: the plain election.
+	Incumbent string
 }
 
 // Announcement is one Service's election result in a single-owner mode.

@@ -40,7 +40,10 @@ func Elect(in Inputs, e Elector) []Announcement {
 			serving = svcs
 		}
 		c := e.Candidates(in, serving)
-		owner, ok := election.OwnerWeighted(k, c.Nodes, c.Weights)
+		owner, ok := c.Incumbent, c.Incumbent != "" && slices.Contains(c.Nodes, c.Incumbent)
+		if !ok {
+			owner, ok = election.OwnerWeighted(k, c.Nodes, c.Weights)
+		}
 		reason := ""
 		if !ok {
 			reason = cmp.Or(c.Why, "no eligible node")

@@ -82,3 +82,60 @@ func TestElectServicesWithoutEndpoints(t *testing.T) {
 		})
 	}
 }
+
+// incumbentElector elects among the live nodes, keeping the key with
+// incumbent while it is one of them, weighted as given.
+type incumbentElector struct {
+	incumbent string
+	weights   map[string]int
+}
+
+func (incumbentElector) ElectionKey(s Service) string { return s.Addrs[0].String() }
+
+func (e incumbentElector) Candidates(in Inputs, _ []Service) Candidates {
+	var nodes []string
+	for n := range in.Live {
+		if in.Live[n] {
+			nodes = append(nodes, n)
+		}
+	}
+	slices.Sort(nodes)
+	return Candidates{Nodes: nodes, Weights: e.weights, Incumbent: e.incumbent}
+}
+
+// TestElectIncumbent: a key stays with the node holding it while that node
+// is a candidate, so a node that joins or comes back moves nothing; once
+// the holder is not a candidate, the plain election decides.
+func TestElectIncumbent(t *testing.T) {
+	all := []string{"n1", "n2", "n3", "n4"}
+	svc := Service{Key: "a/x", Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.9")}, EndpointNodes: map[string]bool{"n1": true}}
+	winner := func(live []string, weights map[string]int) string {
+		got := Elect(inputs(live, svc), incumbentElector{weights: weights})
+		return got[0].Owner
+	}
+	hash := winner(all, nil)
+	other := all[(slices.Index(all, hash)+1)%len(all)] // a node the hash does not choose
+	without := slices.DeleteFunc(slices.Clone(all), func(n string) bool { return n == other })
+	weighted := map[string]int{hash: 100}
+	tests := []struct {
+		name      string
+		live      []string
+		incumbent string
+		weights   map[string]int
+		want      string
+	}{
+		{"no holder: the hash", all, "", nil, hash},
+		{"the holder keeps it against the hash", all, other, nil, other},
+		{"the holder keeps it against the weights", all, other, weighted, other},
+		{"a holder that is not a candidate: the hash", without, other, nil, winner(without, nil)},
+		{"a holder unknown to the cluster: the hash", all, "gone", nil, hash},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Elect(inputs(tc.live, svc), incumbentElector{incumbent: tc.incumbent, weights: tc.weights})
+			if len(got) != 1 || got[0].Owner != tc.want {
+				t.Fatalf("got %+v, want owner %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -172,7 +172,12 @@ func httpClientIn(ns netns.NsHandle, timeout time.Duration) *http.Client {
 // Get fetches http://addr:port/ from the client with Go's HTTP client and
 // returns the node name that answered.
 func (l *Lab) Get(ctx context.Context, c *http.Client, addr netip.Addr, port int) (string, error) {
-	u := "http://" + net.JoinHostPort(addr.String(), strconv.Itoa(port)) + "/"
+	body, err := getText(ctx, c, "http://"+net.JoinHostPort(addr.String(), strconv.Itoa(port))+"/")
+	return strings.TrimSpace(body), err
+}
+
+// getText fetches u and returns its body.
+func getText(ctx context.Context, c *http.Client, u string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return "", err
@@ -182,14 +187,14 @@ func (l *Lab) Get(ctx context.Context, c *http.Client, addr netip.Addr, port int
 		return "", err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
-	return strings.TrimSpace(string(body)), nil
+	return string(b), nil
 }
 
 // ProbeTimeout bounds each request of a Probe.

@@ -144,11 +144,11 @@ func CloudDemo(ctx context.Context, opts DemoOptions, out io.Writer) (err error)
 		if now == server {
 			break
 		}
-		// The first speakers to start elected among themselves; a later
-		// one that the election prefers took the IP over, and its hold-down
-		// starts again.
+		// Speakers that join later take nothing from the IP's holder, so
+		// this is a holder that let go of it (it stopped); the new
+		// holder's hold-down starts again.
 		owner, server = fmt.Sprintf("node%d", now), now
-		step("default/web", "moved to server %d when every speaker had joined (%s is the election's choice); waiting its hold-down", server, owner)
+		step("default/web", "moved to server %d (%s took it when its holder let go); waiting its hold-down", server, owner)
 	}
 
 	probe, err := l.ProbeFromRemote(ctx, CloudFloatingIP, 80, opts.ProbeEvery)

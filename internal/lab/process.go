@@ -1,12 +1,15 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -196,4 +199,28 @@ func indent(s string) string {
 		return "    (empty)"
 	}
 	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+}
+
+// SpeakerMetricsPort is where DefaultSpeakerArgs' speakers serve /metrics,
+// on every address of their node.
+const SpeakerMetricsPort = 7472
+
+// WaitMembers waits until every node's speaker counts n members in its
+// memberlist: a speaker started again is back in every election.
+func (l *Lab) WaitMembers(ctx context.Context, n int) error {
+	want := fmt.Sprintf("herald_speaker_memberlist_members %d\n", n)
+	c := l.HTTPClient(5 * time.Second)
+	for _, node := range l.Nodes() {
+		u := "http://" + net.JoinHostPort(node.IPv4.String(), strconv.Itoa(SpeakerMetricsPort)) + "/metrics"
+		for {
+			page, err := getText(ctx, c, u)
+			if err == nil && strings.Contains(page, want) {
+				break
+			}
+			if serr := Sleep(ctx, 200*time.Millisecond); serr != nil {
+				return fmt.Errorf("%s's speaker does not count %d members (%v): %w", node.Name, n, err, serr)
+			}
+		}
+	}
+	return nil
 }

@@ -7,11 +7,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/herald-lb/herald/internal/announce/floatingip"
 	"github.com/herald-lb/herald/internal/cloud"
@@ -26,7 +31,7 @@ import (
 // cloud's API with the token its CloudAdvertisement names (read by name:
 // RBAC grants the speakers that one Secret), and a Lease per floating IP
 // arbitrates between speakers that both believe they own it.
-func cloudMode(ctx context.Context, cs kubernetes.Interface, c client.Client, secrets *secretwatch.Watcher, opts Options, resync func(), event func(svc, typ, reason, msg string), report func(floatingip.NodeReport), reg prometheus.Registerer) (*floatingip.Announcer, error) {
+func cloudMode(ctx context.Context, cs kubernetes.Interface, c client.Client, holder func(string) string, secrets *secretwatch.Watcher, opts Options, resync func(), event func(svc, typ, reason, msg string), report func(floatingip.NodeReport), reg prometheus.Registerer) (*floatingip.Announcer, error) {
 	arb, err := cloudlease.New(cs.CoordinationV1(), opts.Namespace, cloudlease.Options{Duration: opts.CloudLease, HoldDown: opts.CloudHoldDown})
 	if err != nil {
 		return nil, err
@@ -50,9 +55,40 @@ func cloudMode(ctx context.Context, cs kubernetes.Interface, c client.Client, se
 			}
 			return hetzner.New(hetzner.Options{Token: token, Endpoint: opts.CloudEndpoint, Budget: budget, Version: version.Version})
 		},
-		Arbiter: arb, Event: event, Resync: resync, LeaseDuration: opts.CloudLease, HoldDown: opts.CloudHoldDown,
+		Arbiter: arb, Holder: holder, Event: event, Resync: resync, LeaseDuration: opts.CloudLease, HoldDown: opts.CloudHoldDown,
 		Log: opts.Log.WithName("cloud"), Registry: reg, NodeReport: report,
 	}), nil
+}
+
+// cloudLeases selects the floating IPs' Leases, which the speaker caches:
+// the election reads who holds each IP.
+func cloudLeases() labels.Selector {
+	return labels.SelectorFromSet(labels.Set{cloudlease.LabelComponent: cloudlease.ComponentValue})
+}
+
+// leaseHolder reads the holder of the Lease of the floating IP with an
+// election key from the cache; "" when none holds it, or it cannot be read
+// (the plain election then decides, and the Lease still arbitrates).
+func leaseHolder(c client.Reader, namespace string) func(string) string {
+	return func(key string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var l coordinationv1.Lease
+		if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: cloudlease.LeaseName(key)}, &l); err != nil {
+			return ""
+		}
+		return ptr.Deref(l.Spec.HolderIdentity, "")
+	}
+}
+
+// holderChanged passes a Lease's creation, deletion and change of holder to
+// a sync, not its renewals: three per lease per floating IP.
+func holderChanged() predicate.Funcs {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, okOld := e.ObjectOld.(*coordinationv1.Lease)
+		n, okNew := e.ObjectNew.(*coordinationv1.Lease)
+		return !okOld || !okNew || ptr.Deref(o.Spec.HolderIdentity, "") != ptr.Deref(n.Spec.HolderIdentity, "")
+	}}
 }
 
 // ConditionCloudServer is the condition of a speaker's ConfigurationState

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -115,6 +117,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if cloudCached {
 		inNamespace[&heraldv1alpha1.CloudAdvertisement{}] = nil
 		inNamespace[&heraldv1alpha1.ServiceCloudStatus{}] = thisNode
+		inNamespace[&coordinationv1.Lease{}] = cloudLeases()
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 sch,
@@ -173,7 +176,8 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	s.cloudReader = mgr.GetAPIReader()
 	if cloudCached {
-		b = b.Watches(&heraldv1alpha1.CloudAdvertisement{}, kick)
+		b = b.Watches(&heraldv1alpha1.CloudAdvertisement{}, kick).
+			Watches(&coordinationv1.Lease{}, kick, builder.WithPredicates(holderChanged()))
 		s.cloudReader = mgr.GetClient()
 	}
 	if err := b.Complete(reconcileNothing{}); err != nil {
@@ -197,10 +201,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	// Without the CRD (an upgrade before charts/herald/crds is applied)
 	// no ServiceCloudStatus is written.
 	var cloudClient client.Client
+	var holder func(string) string
 	if cloudCached {
-		cloudClient = s.client
+		cloudClient, holder = s.client, leaseHolder(s.client, opts.Namespace)
 	}
-	cloudAnnouncer, err := cloudMode(runCtx, cs, cloudClient, secrets, opts, s.trigger, s.event, s.reportCloudNode(runCtx), reg)
+	cloudAnnouncer, err := cloudMode(runCtx, cs, cloudClient, holder, secrets, opts, s.trigger, s.event, s.reportCloudNode(runCtx), reg)
 	if err != nil {
 		stopMgr()
 		<-mgrDone

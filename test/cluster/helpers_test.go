@@ -110,6 +110,26 @@ func speakerPod(t *testing.T, l *lab.Lab, node string) string {
 	return ""
 }
 
+// waitNewSpeakerPod waits until a speaker Pod other than old is Ready on
+// node: the DaemonSet has replaced old.
+func waitNewSpeakerPod(ctx context.Context, t *testing.T, l *lab.Lab, node, old string) {
+	t.Helper()
+	eventually(t, ctx, "a new speaker Pod Ready on "+node, func() (bool, string) {
+		pods, err := l.Client().CoreV1().Pods(lab.HeraldNamespace).List(ctx, metav1.ListOptions{
+			LabelSelector: "app.kubernetes.io/component=speaker", FieldSelector: "spec.nodeName=" + node,
+		})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, p := range pods.Items {
+			if p.Name != old && podReady(&p) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d speaker Pods on %s", len(pods.Items), node)
+	})
+}
+
 func mustAddr(t *testing.T, s string) netip.Addr {
 	t.Helper()
 	a, err := netip.ParseAddr(s)
@@ -143,20 +163,7 @@ func speakerPodDrill(ctx context.Context, t *testing.T, l *lab.Lab, addr netip.A
 		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
 	gone := time.Now()
-	eventually(t, ctx, "a new speaker Pod Ready on "+node, func() (bool, string) {
-		pods, err := l.Client().CoreV1().Pods(lab.HeraldNamespace).List(ctx, metav1.ListOptions{
-			LabelSelector: "app.kubernetes.io/component=speaker", FieldSelector: "spec.nodeName=" + node,
-		})
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, p := range pods.Items {
-			if p.Name != pod && podReady(&p) {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("%d speaker Pods on %s", len(pods.Items), node)
-	})
+	waitNewSpeakerPod(ctx, t, l, node, pod)
 	time.Sleep(2 * time.Second)
 	samples := probe.Stop()
 	rounds, err := answers.Stop()

@@ -184,8 +184,10 @@ func TestCloudFloatingIP(t *testing.T) {
 
 	// SIGTERM: the owner gives its Lease up as it leaves, so the next
 	// owner need not wait for it to expire.
+	var stopped string
 	t.Run("graceful handover on SIGTERM", func(t *testing.T) {
 		before := assigns()
+		stopped = owner
 		stopped := time.Now()
 		if err := cl.StopSpeaker(owner, 10*time.Second); err != nil {
 			t.Fatal(err)
@@ -201,6 +203,31 @@ func TestCloudFloatingIP(t *testing.T) {
 		}
 		cl.waitStatus(ctx, t, "fip-web", owner, server)
 		t.Logf("SIGTERM to the IP on server %d: %s (lease 3 s)", server, took.Round(time.Millisecond))
+	})
+
+	// The stopped node comes back. The ranking by address prefers it (it
+	// was elected with all four alive), but the IP stays with the node
+	// holding its Lease: a move would cost an assign and the connections
+	// open through the server it is on.
+	t.Run("a node that comes back takes nothing", func(t *testing.T) {
+		if stopped == "" {
+			t.Fatal("no node was stopped: the handover did not run")
+		}
+		before := assigns()
+		if err := cl.StartSpeaker(stopped); err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := cl.WaitMembers(wctx, 4); err != nil {
+			t.Fatal(err)
+		}
+		// Three leases and more than the hold-down, every 20 ms.
+		n := cl.watchOwner(ctx, t, 7, server, "fip-web", stopped+" back", 10*time.Second)
+		if d := assigns() - before; d != 0 {
+			t.Errorf("%d assign requests after %s came back, want none", d, stopped)
+		}
+		t.Logf("%s came back: %d samples over 10 s, the IP stayed on server %d, held by %s", stopped, n, server, owner)
 	})
 
 	// The API fails while the owner dies hard: the next owner cannot move

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +28,8 @@ import (
 // does. Every speaker talks to the stand-in through hcloud-go.
 type cloudLab struct {
 	*lab.Lab
-	sim *hcloudsim.Sim
+	sim  *hcloudsim.Sim
+	fips map[int64]netip.Prefix
 
 	mu  sync.Mutex
 	bad error // a route the router could not take
@@ -37,7 +37,7 @@ type cloudLab struct {
 
 func startCloudLab(t *testing.T, nodes int, fips map[int64]netip.Prefix) *cloudLab {
 	t.Helper()
-	cl := &cloudLab{}
+	cl := &cloudLab{fips: fips}
 	ready := make(chan struct{})
 	cl.sim = hcloudsim.New(hcloudsim.Options{Tokens: []string{cloudToken}, ActionTime: 200 * time.Millisecond,
 		OnAssigned: func(fip, server int64) {
@@ -78,14 +78,11 @@ func startCloudLab(t *testing.T, nodes int, fips map[int64]netip.Prefix) *cloudL
 	})
 	close(ready)
 	// Every speaker sees every other before the test begins, so the first
-	// election is the one that lasts: the IP does not move as late
-	// speakers join.
-	for _, n := range cl.Nodes() {
-		want := fmt.Sprintf("herald_speaker_memberlist_members %d\n", nodes)
-		eventually(t, n.Name+" sees all the members", time.Minute, func() (bool, string) {
-			page, err := scrape(context.Background(), cl.Lab, n.IPv4)
-			return err == nil && strings.Contains(page, want), fmt.Sprint(err)
-		})
+	// election is among all of them and spreads the IPs over the nodes.
+	wctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := cl.WaitMembers(wctx, nodes); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		cl.mu.Lock()
@@ -155,7 +152,7 @@ func (cl *cloudLab) watchOwner(ctx context.Context, t *testing.T, id, server int
 		t.Fatal(err)
 	}
 	status := types.NamespacedName{Namespace: lab.HeraldNamespace, Name: heraldv1beta1.StatusName("cloud", node, "default", svc)}
-	lease := cloudlease.LeaseName(strconv.FormatInt(id, 10))
+	lease := cl.leaseName(id)
 	n := 0
 	for end := time.Now().Add(d); time.Now().Before(end); n++ {
 		if a := cl.sim.Assignment(id); a != server {
@@ -175,6 +172,16 @@ func (cl *cloudLab) watchOwner(ctx context.Context, t *testing.T, id, server int
 		time.Sleep(20 * time.Millisecond)
 	}
 	return n
+}
+
+// leaseName is the name of floating IP id's Lease: it is named by the
+// IP's election key, its address or its IPv6 /64.
+func (cl *cloudLab) leaseName(id int64) string {
+	p := cl.fips[id]
+	if p.Addr().Is4() {
+		return cloudlease.LeaseName(p.Addr().String())
+	}
+	return cloudlease.LeaseName(p.Masked().String())
 }
 
 func ptrString(p *string) string {

@@ -318,6 +318,7 @@ endpoints:
 		{"speaker", "deletecollection", "servicecloudstatuses.herald-lb.io", true},
 		{"controller", "create", "servicecloudstatuses.herald-lb.io", false},
 		{"speaker", "create", "leases.coordination.k8s.io", true},
+		{"speaker", "watch", "leases.coordination.k8s.io", true},
 		{"speaker", "update", "leases.coordination.k8s.io/herald-fip-198.51.100.24", true},
 		{"speaker", "delete", "leases.coordination.k8s.io/herald-fip-198.51.100.24", false},
 		{"controller", "get", "secret/" + cloudToken, false},

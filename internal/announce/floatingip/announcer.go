@@ -66,6 +66,12 @@ type Options struct {
 	// NodeReport, when set, is told once per change whether this node can
 	// hold floating IPs, and why not.
 	NodeReport func(NodeReport)
+	// Holder is the node holding the lease of a floating IP, by its
+	// election key ("" when none does), read from the speaker's cache. The
+	// election leaves an IP with its holder while the holder is a
+	// candidate, so a node that joins or comes back moves nothing. Nil:
+	// the plain election.
+	Holder func(key string) string
 	// LeaseDuration is the Arbiter's lease (renewed three times per lease);
 	// HoldDown, how long an IP this node moved is not moved back when
 	// something takes it away. Zero: cloudlease's and cloud's defaults.
@@ -125,10 +131,16 @@ func (a *Announcer) ElectionKey(s announce.Service) string {
 // Candidates are the nodes eligible for every Service of group: alive,
 // network-available, not excluded from load balancers, selected by a
 // CloudAdvertisement of the Service's pool, holding a ready endpoint for
-// Local policy, and with a cloud server: spec.providerID names one.
+// Local policy, and with a cloud server: spec.providerID names one. The
+// incumbent is the node holding the IP's lease: every move costs an API
+// call and the connections through the old server, so an IP moves only
+// when its holder can no longer have it.
 func (a *Announcer) Candidates(in announce.Inputs, group []announce.Service) announce.Candidates {
 	nodes, why := announce.EligibleForAll(group, func(s announce.Service) (map[string]bool, string) { return a.eligible(in, s) })
 	out := announce.Candidates{Nodes: nodes, Why: why}
+	if a.opts.Holder != nil && len(group) > 0 {
+		out.Incumbent = a.opts.Holder(a.ElectionKey(group[0]))
+	}
 	if len(out.Nodes) == 0 && why == "" {
 		out.Why = "no eligible node: none is alive, selected by a CloudAdvertisement, with a cloud server (spec.providerID, or a server of the node's name) and, for Local policy, holding a ready endpoint"
 	}
@@ -220,7 +232,7 @@ func (a *Announcer) Announce(ctx context.Context, d announce.Desired) (announce.
 			a.problem(o.Service, fmt.Sprintf("no floating IP of the project holds %s: %v; it stays where it is", o.Addrs[0], err))
 			continue
 		}
-		k := workerKey{account: acct.key, id: fip.ID, server: server}
+		k := workerKey{account: acct.key, id: fip.ID, server: server, lease: o.Key}
 		want[k] = append(want[k], o)
 		prefixes[k] = fip.Prefix.String()
 	}

@@ -61,8 +61,13 @@ type node struct {
 // opts are the node's options against the stand-in, with report as its
 // NodeReport.
 func (n *node) opts(report func(floatingip.NodeReport)) floatingip.Options {
+	var holder func(string) string
+	if m, ok := n.arbiter.(*cloud.MemoryArbiter); ok {
+		holder = m.Holder // what the speaker reads from its cache of the Leases
+	}
 	return floatingip.Options{
-		Node: n.name,
+		Holder: holder,
+		Node:   n.name,
 		Token: func(_ context.Context, secret, key string) (string, error) {
 			if secret != "hcloud" || key != "token" {
 				return "", errors.New("no such Secret")
@@ -89,6 +94,19 @@ func newNode(t *testing.T, sim *hcloudsim.Sim, name string, arbiter cloud.Arbite
 	n.a = floatingip.New(ctx, n.opts(nil))
 	t.Cleanup(func() { n.a.Shutdown(context.Background()); cancel() })
 	return n
+}
+
+// newSim is the stand-in with the floating IP 203.0.113.10 (ID 7) and
+// server n of node "n<n>" for each of servers.
+func newSim(t *testing.T, action time.Duration, servers ...int64) *hcloudsim.Sim {
+	t.Helper()
+	sim := hcloudsim.New(hcloudsim.Options{ActionTime: action})
+	t.Cleanup(sim.Close)
+	for _, id := range servers {
+		sim.AddServer(id, fmt.Sprintf("n%d", id))
+	}
+	sim.AddFloatingIP(7, "web", "203.0.113.10", 0)
+	return sim
 }
 
 func inputs(live ...string) announce.Inputs {
@@ -125,11 +143,7 @@ func (n *node) sync(t *testing.T, in announce.Inputs) announce.Announced {
 // lease lets it; the IP is never unassigned, and a node without a cloud
 // server is never elected.
 func TestFailover(t *testing.T) {
-	sim := hcloudsim.New(hcloudsim.Options{ActionTime: 100 * time.Millisecond})
-	t.Cleanup(sim.Close)
-	sim.AddServer(1, "n1")
-	sim.AddServer(2, "n2")
-	sim.AddFloatingIP(7, "web", "203.0.113.10", 0)
+	sim := newSim(t, 100*time.Millisecond, 1, 2)
 	arb := &cloud.MemoryArbiter{Duration: time.Second, HoldDown: 500 * time.Millisecond}
 	n1, n2 := newNode(t, sim, "n1", arb), newNode(t, sim, "n2", arb)
 
@@ -165,14 +179,45 @@ func TestFailover(t *testing.T) {
 	t.Logf("failover to %s in %s (lease %s)", next.name, took.Round(time.Millisecond), arb.Duration)
 }
 
+// TestJoinMovesNothing: a node that joins, or comes back, takes no
+// floating IP from the node holding it, though the hash prefers it: a move
+// would cost an API call and the connections through the old server. The
+// IP moves only when its holder leaves.
+func TestJoinMovesNothing(t *testing.T) {
+	sim := newSim(t, 20*time.Millisecond, 1, 2)
+	arb := &cloud.MemoryArbiter{Duration: 300 * time.Millisecond, HoldDown: 300 * time.Millisecond}
+	nodes := map[string]*node{"n1": newNode(t, sim, "n1", arb), "n2": newNode(t, sim, "n2", arb)}
+	server := map[string]int64{"n1": 1, "n2": 2}
+	// The node the hash prefers with both alive (no lease yet: the plain
+	// election) comes second.
+	both := inputs("n1", "n2")
+	preferred := announce.Elect(both, nodes["n1"].a)[0].Owner
+	first := map[string]string{"n1": "n2", "n2": "n1"}[preferred]
+	waitAnnounced(t, nodes[first], inputs(first), server[first], sim)
+
+	samples := 0
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); samples++ {
+		nodes["n1"].sync(t, both)
+		nodes["n2"].sync(t, both)
+		if a := sim.Assignment(7); a != server[first] {
+			t.Fatalf("sample %d after %s joined: the floating IP moved to server %d, want it left on %s's", samples, preferred, a, first)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := sim.Count("POST", "/floating_ips/7/actions/assign"); n != 1 {
+		t.Errorf("%d assign requests, want 1", n)
+	}
+	t.Logf("%s joined: %d samples over 10 leases, the IP stayed on %s", preferred, samples, first)
+
+	// The holder crashes: the IP moves once its lease lets it.
+	nodes[first].cancel()
+	waitAnnounced(t, nodes[preferred], inputs(preferred), server[preferred], sim)
+}
+
 // TestPartitionNoFight: two nodes that each see the other dead both elect
 // themselves; the lease lets one move the IP, and it moves once.
 func TestPartitionNoFight(t *testing.T) {
-	sim := hcloudsim.New(hcloudsim.Options{ActionTime: 50 * time.Millisecond})
-	t.Cleanup(sim.Close)
-	sim.AddServer(1, "n1")
-	sim.AddServer(2, "n2")
-	sim.AddFloatingIP(7, "web", "203.0.113.10", 0)
+	sim := newSim(t, 50*time.Millisecond, 1, 2)
 	arb := &cloud.MemoryArbiter{Duration: 2 * time.Second, HoldDown: time.Second}
 	n1, n2 := newNode(t, sim, "n1", arb), newNode(t, sim, "n2", arb)
 	// Each sees only itself alive.
@@ -226,11 +271,7 @@ func waitAnnounced(t *testing.T, n *node, in announce.Inputs, server int64, sim 
 // the project's servers however many syncs run; a node with neither is
 // never elected, and its report says why.
 func TestServerByName(t *testing.T) {
-	sim := hcloudsim.New(hcloudsim.Options{ActionTime: 20 * time.Millisecond})
-	t.Cleanup(sim.Close)
-	sim.AddServer(1, "n1")
-	sim.AddServer(3, "n3")
-	sim.AddFloatingIP(7, "web", "203.0.113.10", 0)
+	sim := newSim(t, 20*time.Millisecond, 1, 3)
 	arb := &cloud.MemoryArbiter{Duration: time.Second, HoldDown: 500 * time.Millisecond}
 	for _, tc := range []struct {
 		node     string
@@ -271,10 +312,7 @@ func TestServerByName(t *testing.T) {
 // check at once; a wrong one is reported once, as permanent, and not
 // retried in a loop: the IP stays where it is.
 func TestTokenRotated(t *testing.T) {
-	sim := hcloudsim.New(hcloudsim.Options{ActionTime: 20 * time.Millisecond})
-	t.Cleanup(sim.Close)
-	sim.AddServer(1, "n1")
-	sim.AddFloatingIP(7, "web", "203.0.113.10", 0)
+	sim := newSim(t, 20*time.Millisecond, 1)
 	n := newNode(t, sim, "n1", &cloud.MemoryArbiter{Duration: time.Second, HoldDown: 500 * time.Millisecond})
 	in := inputs("n1")
 	waitAnnounced(t, n, in, 1, sim)

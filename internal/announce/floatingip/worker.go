@@ -12,10 +12,29 @@ import (
 	"github.com/herald-lb/herald/internal/cloud"
 )
 
-// workerKey is one floating IP owned by this node's server.
+// workerKey is one floating IP owned by this node's server. lease is its
+// election key, which names its Lease (leaseArbiter).
 type workerKey struct {
-	account    accountKey
-	id, server string
+	account           accountKey
+	id, server, lease string
+}
+
+// leaseArbiter is the Arbiter as one worker sees it. A floating IP's lease
+// is named by the IP's election key (its address, or its IPv6 /64), which
+// every speaker knows, so the election can read who holds it and leave it
+// there (Options.Holder); the cloud's ID of the IP is known only to the
+// nodes that have looked it up.
+type leaseArbiter struct {
+	arbiter cloud.Arbiter
+	key     string
+}
+
+func (l leaseArbiter) Acquire(ctx context.Context, _, node string) (bool, error) {
+	return l.arbiter.Acquire(ctx, l.key, node)
+}
+
+func (l leaseArbiter) Release(ctx context.Context, _, node string) error {
+	return l.arbiter.Release(ctx, l.key, node)
 }
 
 // worker keeps one owned floating IP on this node's server: a check (read,
@@ -151,7 +170,7 @@ func (w *worker) run(ctx context.Context) {
 			// cut off), or won while the IP is not here (the last owner's
 			// lease has expired: this is the failover). After a failed
 			// check, not before its retry is due.
-			ok, err := w.a.opts.Arbiter.Acquire(ctx, w.key.id, w.a.opts.Node)
+			ok, err := w.a.opts.Arbiter.Acquire(ctx, w.key.lease, w.a.opts.Node)
 			if err == nil && ok != w.inPlace() && !time.Now().Before(retryAt) {
 				next = time.Now()
 			}
@@ -165,7 +184,7 @@ func (w *worker) run(ctx context.Context) {
 // Owner forgets nothing that keeps nodes from fighting.
 func (w *worker) newOwner(acct *account) error {
 	owner, err := cloud.NewOwner(cloud.OwnerConfig{
-		Provider: acct.provider, Arbiter: w.a.opts.Arbiter, Budget: acct.budget,
+		Provider: acct.provider, Arbiter: leaseArbiter{w.a.opts.Arbiter, w.key.lease}, Budget: acct.budget,
 		Node: w.a.opts.Node, Server: w.key.server, Logger: slogger(w.a.opts.Log), HoldDown: w.a.opts.HoldDown,
 	})
 	if err != nil {
