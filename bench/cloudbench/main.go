@@ -82,7 +82,7 @@ func main() {
 	flag.IntVar(&o.manyRuns, "many-runs", defaultManyRuns, "hard failovers with -ips floating IPs (requests per failover)")
 	flag.DurationVar(&o.probeEvery, "probe-every", defaultProbeEvery, "interval between the remote client's requests")
 	flag.DurationVar(&o.failoverTimeout, "failover-timeout", 2*time.Minute, "give up on a takeover after this long")
-	flag.DurationVar(&o.settleTimeout, "settle-timeout", 2*time.Minute, "give up waiting for the owner to win its IP back after this long")
+	flag.DurationVar(&o.settleTimeout, "settle-timeout", 2*time.Minute, "give up waiting for an IP to settle (assigned, its Lease held and answered by one node) after this long")
 	o.inputs.Register(flag.CommandLine)
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the cloud-*.json and cloud-*.md files")
 	flag.Parse()

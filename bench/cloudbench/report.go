@@ -147,7 +147,7 @@ func failoverReport(o options, r results) report.Report {
 			"'API action' that request to the route moved (the action's end); 'route to answer' the route moved to the first answer; 'client outage' the dead owner's last answer to the next owner's first; "+
 			"'overhead' is failover − detection − the configured action time, which the goal bounds at 300 ms. "+
 			"Speakers run with --cloud-lease as the row says and --cloud-hold-down %s; each run starts once the hold-down has passed since the Lease last changed hands (within it a Lease stays with its holder, dead or not), "+
-			"and after each run the owner comes back (link up, speaker started) and wins the IP back before the next.", o.probeEvery, "2s", o.holdDown),
+			"and after each run the dead owner comes back (link up, speaker started) and takes nothing: the next run kills the new holder.", o.probeEvery, "2s", o.holdDown),
 		Command: command,
 		Machine: report.DescribeMachine(r.started),
 	}
