@@ -228,9 +228,7 @@ func (b *bench) leaseOf(ctx context.Context, f fip) (holder string, acquired, re
 	if err != nil {
 		return "", time.Time{}, time.Time{}, err
 	}
-	if l.Spec.HolderIdentity != nil {
-		holder = *l.Spec.HolderIdentity
-	}
+	holder = cloudlease.Holder(l)
 	if l.Spec.AcquireTime != nil {
 		acquired = l.Spec.AcquireTime.Time
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/herald-lb/herald/bench/procstat"
 	"github.com/herald-lb/herald/bench/promtext"
+	"github.com/herald-lb/herald/internal/lab"
 )
 
 // memory is a process's resident set: now (VmRSS), at its peak (VmHWM),
@@ -93,10 +94,6 @@ func inNamespace(name string, fn func() error) error {
 	return <-errc
 }
 
-// metricsPort is where the lab's speakers serve /metrics, each inside its
-// own node namespace (the speaker's default --metrics-addr).
-const metricsPort = "7472"
-
 // scrapeSpeaker reads a speaker's metrics from inside its namespace.
 func scrapeSpeaker(ctx context.Context, namespace string) (promtext.Metrics, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -114,7 +111,7 @@ func scrapeSpeaker(ctx context.Context, namespace string) (promtext.Metrics, err
 			return conn, err
 		},
 	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+metricsPort+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(lab.SpeakerMetricsPort)+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}

@@ -156,11 +156,7 @@ func (a *Arbiter) Acquire(ctx context.Context, ip, node string) (bool, error) {
 func (a *Arbiter) decide(l *coordinationv1.Lease, node string) (*coordinationv1.Lease, bool) {
 	now := a.opts.Now()
 	l = l.DeepCopy()
-	holder := ""
-	if l.Spec.HolderIdentity != nil {
-		holder = *l.Spec.HolderIdentity
-	}
-	switch {
+	switch holder := Holder(l); {
 	case holder == node:
 		renew := metav1.NewMicroTime(now)
 		l.Spec.RenewTime = &renew
@@ -196,7 +192,7 @@ func (a *Arbiter) take(l *coordinationv1.Lease, node string) *coordinationv1.Lea
 func (a *Arbiter) newLease(name, ip string) *coordinationv1.Lease {
 	return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{
 		Name: name, Namespace: a.namespace,
-		Labels:      map[string]string{LabelComponent: ComponentValue},
+		Labels:      Labels(),
 		Annotations: map[string]string{AnnotationFloatingIP: ip},
 	}}
 }
@@ -219,7 +215,7 @@ func (a *Arbiter) Release(ctx context.Context, ip, node string) error {
 		if err != nil {
 			return fmt.Errorf("read lease %s/%s for %s: %w", a.namespace, name, ip, err)
 		}
-		if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != node {
+		if Holder(l) != node {
 			return nil
 		}
 		l.Spec.HolderIdentity = nil
@@ -233,6 +229,17 @@ func (a *Arbiter) Release(ctx context.Context, ip, node string) error {
 		return nil
 	}
 	return fmt.Errorf("release lease %s/%s for %s: it kept changing", a.namespace, name, ip)
+}
+
+// Labels are the labels of every Lease of the arbiter, which select them.
+func Labels() map[string]string { return map[string]string{LabelComponent: ComponentValue} }
+
+// Holder is the node holding l, or "" when none does.
+func Holder(l *coordinationv1.Lease) string {
+	if l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
 }
 
 // LeaseName is the name of ip's Lease: NamePrefix and ip itself when that

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -63,7 +62,7 @@ func cloudMode(ctx context.Context, cs kubernetes.Interface, c client.Client, ho
 // cloudLeases selects the floating IPs' Leases, which the speaker caches:
 // the election reads who holds each IP.
 func cloudLeases() labels.Selector {
-	return labels.SelectorFromSet(labels.Set{cloudlease.LabelComponent: cloudlease.ComponentValue})
+	return labels.SelectorFromSet(cloudlease.Labels())
 }
 
 // leaseHolder reads the holder of the Lease of the floating IP with an
@@ -77,7 +76,7 @@ func leaseHolder(c client.Reader, namespace string) func(string) string {
 		if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: cloudlease.LeaseName(key)}, &l); err != nil {
 			return ""
 		}
-		return ptr.Deref(l.Spec.HolderIdentity, "")
+		return cloudlease.Holder(&l)
 	}
 }
 
@@ -87,7 +86,7 @@ func holderChanged() predicate.Funcs {
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		o, okOld := e.ObjectOld.(*coordinationv1.Lease)
 		n, okNew := e.ObjectNew.(*coordinationv1.Lease)
-		return !okOld || !okNew || ptr.Deref(o.Spec.HolderIdentity, "") != ptr.Deref(n.Spec.HolderIdentity, "")
+		return !okOld || !okNew || cloudlease.Holder(o) != cloudlease.Holder(n)
 	}}
 }
 

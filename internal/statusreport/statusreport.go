@@ -177,14 +177,11 @@ func Gather(ctx context.Context, c client.Reader, namespace, class string, now t
 	}
 
 	var leases coordinationv1.LeaseList
-	if err := c.List(ctx, &leases, in, client.MatchingLabels{cloudlease.LabelComponent: cloudlease.ComponentValue}); err != nil {
+	if err := c.List(ctx, &leases, in, client.MatchingLabels(cloudlease.Labels())); err != nil {
 		return nil, fmt.Errorf("floating IP leases: %w", err)
 	}
 	for _, l := range leases.Items {
-		f := FloatingIP{ID: cmp.Or(l.Annotations[cloudlease.AnnotationFloatingIP], l.Name)}
-		if l.Spec.HolderIdentity != nil {
-			f.Holder = *l.Spec.HolderIdentity
-		}
+		f := FloatingIP{ID: cmp.Or(l.Annotations[cloudlease.AnnotationFloatingIP], l.Name), Holder: cloudlease.Holder(&l)}
 		if l.Spec.RenewTime != nil {
 			f.Age = now.Sub(l.Spec.RenewTime.Time)
 		}

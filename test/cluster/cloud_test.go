@@ -278,8 +278,8 @@ speaker:
 				t.Fatalf("request from the remote at +%s answered by %s, want %s", x.Start.Sub(killed).Round(time.Millisecond), a.node, to)
 			}
 		}
-		if holder(before) != owner || holder(after) != to {
-			t.Errorf("Lease %s held by %q before the kill and by %q after the move, want %s then %s", before.Name, holder(before), holder(after), owner, to)
+		if cloudlease.Holder(before) != owner || cloudlease.Holder(after) != to {
+			t.Errorf("Lease %s held by %q before the kill and by %q after the move, want %s then %s", before.Name, cloudlease.Holder(before), cloudlease.Holder(after), owner, to)
 		}
 		if after.Spec.AcquireTime != nil && before.Spec.RenewTime != nil {
 			t.Logf("Lease %s: %s renewed it %s before the kill; %s took it %s after the kill",
@@ -323,13 +323,6 @@ func lease(ctx context.Context, t *testing.T, l *lab.Lab) *coordinationv1.Lease 
 		t.Fatal(err)
 	}
 	return ls
-}
-
-func holder(l *coordinationv1.Lease) string {
-	if l.Spec.HolderIdentity == nil {
-		return ""
-	}
-	return *l.Spec.HolderIdentity
 }
 
 // crClient reads Herald's own kinds from the lab's API server.

@@ -458,7 +458,7 @@ func TestMD5(t *testing.T) {
 // scrape reads a speaker's /metrics (port 7472 on its node address) from
 // the client's namespace.
 func scrape(ctx context.Context, l *lab.Lab, node netip.Addr) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(node.String(), "7472")+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(node.String(), strconv.Itoa(lab.SpeakerMetricsPort))+"/metrics", nil)
 	if err != nil {
 		return "", err
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -162,8 +163,8 @@ func (cl *cloudLab) watchOwner(ctx context.Context, t *testing.T, id, server int
 		if err != nil {
 			t.Fatalf("%s: lease %s: %v", phase, lease, err)
 		}
-		if h := l.Spec.HolderIdentity; h == nil || *h != node {
-			t.Fatalf("%s: lease %s is held by %v, want %s: the owner let go of floating IP %d", phase, lease, ptrString(h), node, id)
+		if h := cloudlease.Holder(l); h != node {
+			t.Fatalf("%s: lease %s is held by %s, want %s: the owner let go of floating IP %d", phase, lease, cmp.Or(h, "nobody"), node, id)
 		}
 		var st heraldv1alpha1.ServiceCloudStatus
 		if err := c.Get(ctx, status, &st); err != nil {
@@ -182,13 +183,6 @@ func (cl *cloudLab) leaseName(id int64) string {
 		return cloudlease.LeaseName(p.Addr().String())
 	}
 	return cloudlease.LeaseName(p.Masked().String())
-}
-
-func ptrString(p *string) string {
-	if p == nil {
-		return "nobody"
-	}
-	return *p
 }
 
 func cloudScheme(t *testing.T) *runtime.Scheme {

@@ -37,6 +37,10 @@ func (l leaseArbiter) Release(ctx context.Context, _, node string) error {
 	return l.arbiter.Release(ctx, l.key, node)
 }
 
+// arbiter is the Arbiter of the worker's floating IP, its lease named by
+// the election key.
+func (w *worker) arbiter() leaseArbiter { return leaseArbiter{w.a.opts.Arbiter, w.key.lease} }
+
 // worker keeps one owned floating IP on this node's server: a check (read,
 // assign when elsewhere) at once and then at the budget's interval, the
 // lease renewed in between.
@@ -170,7 +174,7 @@ func (w *worker) run(ctx context.Context) {
 			// cut off), or won while the IP is not here (the last owner's
 			// lease has expired: this is the failover). After a failed
 			// check, not before its retry is due.
-			ok, err := w.a.opts.Arbiter.Acquire(ctx, w.key.lease, w.a.opts.Node)
+			ok, err := w.arbiter().Acquire(ctx, w.key.id, w.a.opts.Node)
 			if err == nil && ok != w.inPlace() && !time.Now().Before(retryAt) {
 				next = time.Now()
 			}
@@ -184,7 +188,7 @@ func (w *worker) run(ctx context.Context) {
 // Owner forgets nothing that keeps nodes from fighting.
 func (w *worker) newOwner(acct *account) error {
 	owner, err := cloud.NewOwner(cloud.OwnerConfig{
-		Provider: acct.provider, Arbiter: leaseArbiter{w.a.opts.Arbiter, w.key.lease}, Budget: acct.budget,
+		Provider: acct.provider, Arbiter: w.arbiter(), Budget: acct.budget,
 		Node: w.a.opts.Node, Server: w.key.server, Logger: slogger(w.a.opts.Log), HoldDown: w.a.opts.HoldDown,
 	})
 	if err != nil {
